@@ -1,0 +1,1 @@
+"""mitmproxy addons that hand each flow to modelway's engine."""

@@ -1,0 +1,77 @@
+"""The modelway mitmproxy addon: every flow goes to the engine, nothing else happens here.
+
+`modelway run` adds it to an embedded master. It also loads into plain mitmproxy:
+
+    mitmdump --mode reverse:http://127.0.0.1:9 --set connection_strategy=lazy \\
+        -s "$(python -c 'import modelway.addons.gateway as m; print(m.__file__)')" \\
+        --set modelway_config=config/gateway.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mitmproxy import ctx, exceptions, http
+from modelway.engine import Engine
+from modelway.errors import ConfigError
+from modelway.runtime import load_gateway
+
+logger = logging.getLogger("modelway")
+
+
+class ModelwayAddon:
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.engine = engine
+        self._from_option = engine is None
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option(
+            "modelway_config",
+            str,
+            "",
+            "modelway YAML configuration file (empty: the packaged default).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if not self._from_option or (self.engine is not None and "modelway_config" not in updated):
+            return
+        try:
+            gateway = load_gateway(ctx.options.modelway_config or None)
+        except ConfigError as exc:
+            raise exceptions.OptionsError(str(exc)) from None
+        if self.engine is None:
+            self.engine = Engine(gateway)
+        else:
+            self.engine.use(gateway)
+            logger.info("modelway configuration reloaded")
+
+    async def running(self) -> None:
+        assert self.engine is not None
+        await self.engine.start()
+
+    async def done(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        assert self.engine is not None
+        self.engine.request_headers(flow)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        assert self.engine is not None
+        await self.engine.request(flow)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        assert self.engine is not None
+        self.engine.response_headers(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        assert self.engine is not None
+        self.engine.done(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        assert self.engine is not None
+        self.engine.done(flow)
+
+
+addons = [ModelwayAddon()]

@@ -1,0 +1,1 @@
+"""Example configurations; gateway.yaml is the packaged default."""

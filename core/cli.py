@@ -1,0 +1,137 @@
+"""The `modelway` command: run the gateway, check a configuration, list plugins."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from modelway import __version__
+from modelway.errors import ConfigError
+from modelway.pluginmanager import CORE_PLUGINS, available_plugins, enabled_names
+from modelway.runtime import Gateway, load_gateway
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("mitmproxy").setLevel(logging.WARNING)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"modelway: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelway", description="An AI gateway on mitmproxy.")
+    parser.add_argument("--version", action="version", version=f"modelway {__version__}")
+    commands = parser.add_subparsers(dest="command")
+
+    run = commands.add_parser("run", help="run the gateway")
+    _config_arg(run, required=False)
+    run.add_argument("--host", help="listen address (default: from the config, 127.0.0.1)")
+    run.add_argument("--port", type=int, help="listen port (default: from the config, 8080)")
+    run.add_argument("--mode", choices=("reverse", "forward"), help="proxy mode")
+    run.set_defaults(handler=cmd_run)
+
+    check = commands.add_parser("check", help="validate a configuration and show what it sets up")
+    _config_arg(check, required=True)
+    check.set_defaults(handler=cmd_check)
+
+    plugins = commands.add_parser("plugins", help="list available plugins")
+    _config_arg(plugins, required=False)
+    plugins.set_defaults(handler=cmd_plugins)
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        required=required,
+        help="YAML configuration file (default: the packaged config/gateway.yaml)",
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from modelway.runner import GatewayServer
+
+    gateway = load_gateway(args.config)
+    for notice in gateway.notices:
+        logging.getLogger("modelway").info(notice)
+    server = GatewayServer(gateway, host=args.host, port=args.port, mode=args.mode)
+
+    def ready(addresses: list[tuple[str, int]]) -> None:
+        for host, port in addresses:
+            print(
+                f"modelway {__version__} listening on http://{_hostport(host, port)} "
+                f"({server.mode} mode)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    asyncio.run(server.run(ready))
+    return 0
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    gateway = load_gateway(args.config)
+    print(describe(gateway))
+    return 0
+
+
+def describe(gateway: Gateway) -> str:
+    settings = gateway.config.gateway
+    lines = [
+        f"configuration {gateway.source.name} is valid",
+        f"listen: {settings.host}:{settings.port} ({settings.mode} mode)",
+        "plugins: " + ", ".join(gateway.plugin_names),
+        "backends:",
+    ]
+    for name, backend in gateway.backends.items():
+        where = backend.config.base_url or "(provider default)"
+        model = backend.config.model or "(client's model)"
+        lines.append(f"  {name}: provider={backend.provider_name} model={model} url={where}")
+    lines.append("routes:")
+    for route in gateway.routes:
+        match = route.config.match
+        targets = ", ".join(f"{t.backend.name}(weight {t.weight:g})" for t in route.targets)
+        policies = ", ".join(type(p).__name__ for p in route.policies) or "none"
+        lines.append(
+            f"  {route.name}: model={match.models} path={match.path or '*'} -> "
+            f"{targets}; policies: {policies}"
+        )
+    lines.extend(f"note: {n}" for n in gateway.notices)
+    return "\n".join(lines)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    sources = available_plugins()
+    if args.config:
+        enabled = set(load_gateway(args.config).plugin_names)
+    else:
+        enabled = set(enabled_names(None))
+    print(f"{'name':<14} {'status':<10} origin")
+    for name, source in sources.items():
+        status = "core" if name in CORE_PLUGINS else ("enabled" if name in enabled else "-")
+        print(f"{name:<14} {status:<10} {source.origin} ({source.target})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""The configuration file's shape, as pydantic models. Unknown keys are errors everywhere.
+
+Sections that belong to a plugin (a plugin's settings, a provider's backend options, a
+route's policy settings) are kept raw here and validated by that plugin's own model when the
+runtime is built (see `modelway.runtime`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+MiB = 1024 * 1024
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GatewaySettings(Strict):
+    """Process-wide settings: where to listen and the limits that protect the gateway."""
+
+    mode: Literal["reverse", "forward"] = "reverse"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(10 * MiB, gt=0)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    upstream_timeout_seconds: float = Field(600.0, gt=0)
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    identity_header: str = "x-user-id"
+
+
+class BackendConfig(BaseModel):
+    """One upstream model endpoint. Keys beyond these are the provider's own options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    provider: str
+    model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    auth: Literal["gateway", "passthrough"] = "gateway"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float | None = Field(None, gt=0)
+    optional: bool = False
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key and self.api_key.get_secret_value())
+
+
+class MatchConfig(Strict):
+    """Which requests a route takes: model name (exact or glob), path and header globs."""
+
+    model: str | list[str] = "*"
+    path: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def models(self) -> list[str]:
+        return [self.model] if isinstance(self.model, str) else list(self.model)
+
+
+class TargetConfig(Strict):
+    backend: str
+    weight: float = Field(1.0, ge=0)
+    model: str | None = None
+
+
+class SplitConfig(Strict):
+    """Weighted targets; `cohort` (`header:<name>`, `field:<name>` or `key`) makes it sticky."""
+
+    targets: list[TargetConfig] = Field(min_length=1)
+    cohort: str | None = None
+
+    @field_validator("cohort")
+    @classmethod
+    def _cohort_form(cls, value: str | None) -> str | None:
+        if value is None or value == "key" or value.startswith(("header:", "field:")):
+            return value
+        raise ValueError("cohort must be 'key', 'header:<name>' or 'field:<name>'")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> SplitConfig:
+        if not any(t.weight > 0 for t in self.targets):
+            raise ValueError("at least one target needs a weight above 0")
+        return self
+
+
+class RouteConfig(Strict):
+    """A route: what it matches, where it sends (`backend` or `split`), which policies apply."""
+
+    name: str | None = None
+    match: MatchConfig = Field(default_factory=MatchConfig)
+    backend: str | None = None
+    split: SplitConfig | None = None
+    policies: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> RouteConfig:
+        if (self.backend is None) == (self.split is None):
+            raise ValueError("a route needs exactly one of 'backend' or 'split'")
+        return self
+
+    @property
+    def targets(self) -> list[TargetConfig]:
+        if self.split is not None:
+            return self.split.targets
+        assert self.backend is not None
+        return [TargetConfig(backend=self.backend)]
+
+
+class GatewayConfig(Strict):
+    """The whole file. `plugins` is a list of names, or a mapping of name to settings."""
+
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    plugins: dict[str, dict[str, Any] | None] | None = None
+    backends: dict[str, BackendConfig] = Field(default_factory=dict)
+    routes: list[RouteConfig] = Field(default_factory=list)
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _plugin_list(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        enabled: dict[str, Any] = {}
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                enabled[item] = None
+            elif isinstance(item, dict) and len(item) == 1:
+                enabled.update(item)
+            else:
+                raise ValueError(f"item {index}: expected a plugin name or {{name: settings}}")
+        return enabled

@@ -1,0 +1,76 @@
+"""A typed facade over the plugin manager: one method per hook, so no caller uses `pm.hook`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+from modelway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from modelway.canonical import UpstreamRequest
+    from modelway.context import Attempt, AttemptOutcome, Plan, RequestContext
+    from modelway.extension import IngressAPI, PolicySpec, ProviderSpec
+    from modelway.runtime import Gateway, Route
+
+
+class Hooks:
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self._hook = pm.hook
+
+    def providers(self) -> dict[str, ProviderSpec]:
+        return _unique("provider", self._collect("modelway_providers"))
+
+    def policies(self) -> dict[str, PolicySpec]:
+        return _unique("policy", self._collect("modelway_policies"))
+
+    def ingress_apis(self) -> list[IngressAPI]:
+        return self._collect("modelway_ingress_apis")  # type: ignore[return-value]
+
+    def configure(self, gateway: Gateway) -> None:
+        self._hook.modelway_configure(gateway=gateway)
+
+    def startup(self, gateway: Gateway) -> None:
+        self._hook.modelway_startup(gateway=gateway)
+
+    def shutdown(self, gateway: Gateway) -> None:
+        self._hook.modelway_shutdown(gateway=gateway)
+
+    def request_received(self, ctx: RequestContext) -> None:
+        self._hook.modelway_request_received(ctx=ctx)
+
+    def plan(self, ctx: RequestContext, route: Route) -> Plan | None:
+        return self._hook.modelway_plan(ctx=ctx, route=route)
+
+    def upstream_request(
+        self, ctx: RequestContext, attempt: Attempt, request: UpstreamRequest
+    ) -> None:
+        self._hook.modelway_upstream_request(ctx=ctx, attempt=attempt, request=request)
+
+    def attempt_result(
+        self, ctx: RequestContext, attempt: Attempt, outcome: AttemptOutcome
+    ) -> None:
+        self._hook.modelway_attempt_result(ctx=ctx, attempt=attempt, outcome=outcome)
+
+    def request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:
+        self._hook.modelway_request_done(ctx=ctx, record=record)
+
+    def _collect(self, hook_name: str) -> list[object]:
+        """Every registration, in plugin registration order (pluggy calls the last first)."""
+        results = getattr(self._hook, hook_name)()
+        return [item for batch in reversed(results) for item in batch or []]
+
+
+def _unique(kind: str, registrations: list[Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for spec in registrations:
+        if spec.name in found:
+            first, second = _origin(found[spec.name]), _origin(spec)
+            raise ConfigError(f"{kind} '{spec.name}' is registered twice: by {first} and {second}")
+        found[spec.name] = spec
+    return found
+
+
+def _origin(spec: Any) -> str:
+    return getattr(spec.factory, "__module__", None) or type(spec).__module__

@@ -1,0 +1,305 @@
+"""The gateway's resolved runtime: enabled plugins, backends with their providers, routes.
+
+`build_gateway` is the second half of configuration checking: it validates every section
+that belongs to a plugin (plugin settings, provider options, route policies) with that
+plugin's own model, and resolves names (backends a route targets, providers, policies).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+from modelway.config import BackendConfig, GatewayConfig, RouteConfig
+from modelway.configload import ConfigSource, Loc, validation_problems
+from modelway.errors import ConfigError
+from modelway.extension import IngressAPI, Policy, PolicySpec, Provider, ProviderSpec
+from modelway.hooks import Hooks
+from modelway.pluginmanager import enabled_names, make_plugin_manager
+from pydantic import BaseModel, ValidationError
+
+
+@dataclass(eq=False)
+class Backend:
+    name: str
+    config: BackendConfig
+    spec: ProviderSpec
+    provider: Provider
+
+    @property
+    def provider_name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(eq=False)
+class Target:
+    backend: Backend
+    weight: float
+    model: str | None
+
+
+@dataclass(eq=False)
+class Route:
+    name: str
+    config: RouteConfig
+    targets: list[Target]
+    policies: list[Policy]
+    _models: frozenset[str] = frozenset()
+    _model_globs: re.Pattern[str] | None = None
+    _path: re.Pattern[str] | None = None
+    _headers: tuple[tuple[str, re.Pattern[str]], ...] = ()
+
+    @classmethod
+    def compile(
+        cls, name: str, config: RouteConfig, targets: list[Target], policies: list[Policy]
+    ) -> Route:
+        exact = frozenset(m for m in config.match.models if not _is_glob(m))
+        globs = [fnmatch.translate(m) for m in config.match.models if _is_glob(m)]
+        match = config.match
+        return cls(
+            name,
+            config,
+            targets,
+            policies,
+            exact,
+            re.compile("|".join(globs)) if globs else None,
+            re.compile(fnmatch.translate(match.path)) if match.path else None,
+            tuple((k.lower(), re.compile(fnmatch.translate(v))) for k, v in match.headers.items()),
+        )
+
+    def matches(self, model: str, path: str, headers: Mapping[str, str]) -> bool:
+        if model not in self._models and not (self._model_globs and self._model_globs.match(model)):
+            return False
+        if self._path is not None and not self._path.match(path):
+            return False
+        return all(pattern.match(headers.get(key, "")) for key, pattern in self._headers)
+
+    @property
+    def exact_models(self) -> frozenset[str]:
+        return self._models
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+@dataclass(eq=False)
+class Gateway:
+    """Everything resolved from one configuration; rebuilt whole on reload."""
+
+    config: GatewayConfig
+    source: ConfigSource
+    pm: pluggy.PluginManager
+    hooks: Hooks
+    plugin_names: list[str]
+    apis: list[IngressAPI]
+    providers: dict[str, ProviderSpec]
+    policy_specs: dict[str, PolicySpec]
+    backends: dict[str, Backend]
+    routes: list[Route]
+    settings: dict[str, BaseModel | None] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+    def plugin_settings(self, name: str) -> Any:
+        """The validated settings of plugin `name` (its `Settings` model), or None."""
+        return self.settings.get(name)
+
+    def match_route(self, model: str, path: str, headers: Mapping[str, str]) -> Route | None:
+        for route in self.routes:
+            if route.matches(model, path, headers):
+                return route
+        return None
+
+    def exposed_models(self) -> list[str]:
+        """The model names clients can ask for by exact name, in route order."""
+        seen: dict[str, None] = {}
+        for route in self.routes:
+            for model in route.config.match.models:
+                if not _is_glob(model):
+                    seen.setdefault(model)
+        return list(seen)
+
+
+def build_gateway(
+    config: GatewayConfig, source: ConfigSource, extra_plugins: Iterable[tuple[str, object]] = ()
+) -> Gateway:
+    """Resolve `config` into a Gateway, or raise ConfigError naming every problem."""
+    names = enabled_names(config.plugins.keys() if config.plugins is not None else None)
+    pm = make_plugin_manager(names, extra_plugins)
+    hooks = Hooks(pm)
+    problems: list[tuple[Loc, str]] = []
+    settings = _plugin_settings(pm, names, config, problems)
+    providers, policy_specs = hooks.providers(), hooks.policies()
+    backends, notices = _backends(config, providers, problems)
+    routes = _routes(config, backends, policy_specs, problems, notices)
+    if problems:
+        raise source.error(problems)
+    gateway = Gateway(
+        config,
+        source,
+        pm,
+        hooks,
+        names,
+        hooks.ingress_apis(),
+        providers,
+        policy_specs,
+        backends,
+        routes,
+        settings,
+        notices,
+    )
+    try:
+        hooks.configure(gateway)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"a plugin rejected the configuration: {type(exc).__name__}: {exc}"
+        ) from exc
+    return gateway
+
+
+def _validate(model: type[BaseModel], data: Any, loc: Loc, problems: list) -> BaseModel | None:
+    try:
+        return model.model_validate({} if data is None else data)
+    except ValidationError as exc:
+        problems.extend(validation_problems(exc, loc))
+        return None
+
+
+def _plugin_settings(
+    pm: pluggy.PluginManager, names: list[str], config: GatewayConfig, problems: list
+) -> dict[str, BaseModel | None]:
+    sections = config.plugins or {}
+    out: dict[str, BaseModel | None] = {}
+    for name in names:
+        model = getattr(pm.get_plugin(name), "Settings", None)
+        section = sections.get(name)
+        if model is None:
+            if section:
+                problems.append((("plugins", name), f"plugin '{name}' takes no settings"))
+            out[name] = None
+        else:
+            out[name] = _validate(model, section, ("plugins", name), problems)
+    return out
+
+
+def _backends(
+    config: GatewayConfig, providers: dict[str, ProviderSpec], problems: list
+) -> tuple[dict[str, Backend], list[str]]:
+    backends: dict[str, Backend] = {}
+    notices: list[str] = []
+    for name, backend in config.backends.items():
+        loc = ("backends", name)
+        spec = providers.get(backend.provider)
+        if spec is None:
+            known = ", ".join(sorted(providers)) or "none"
+            problems.append(
+                (
+                    (*loc, "provider"),
+                    f"unknown provider '{backend.provider}' "
+                    f"(enabled providers: {known}; is its plugin enabled?)",
+                )
+            )
+            continue
+        keyless = not backend.has_api_key and backend.auth == "gateway"
+        if keyless and backend.optional:
+            notices.append(f"backend '{name}' is skipped: it is optional and has no api_key")
+            continue
+        if keyless and spec.requires_api_key:
+            problems.append(
+                (
+                    (*loc, "api_key"),
+                    f"provider '{spec.name}' needs an api_key "
+                    "(or auth: passthrough, or optional: true)",
+                )
+            )
+            continue
+        options = _provider_options(spec, backend, loc, problems)
+        if options is not False:
+            backends[name] = Backend(name, backend, spec, spec.factory(backend, options))
+    return backends, notices
+
+
+def _provider_options(
+    spec: ProviderSpec, backend: BackendConfig, loc: Loc, problems: list
+) -> BaseModel | bool | None:
+    if spec.options_model is None:
+        for key in backend.options:
+            problems.append(((*loc, key), f"unknown key (provider '{spec.name}' has no options)"))
+        return False if backend.options else None
+    before = len(problems)
+    options = _validate(spec.options_model, backend.options, loc, problems)
+    return options if len(problems) == before else False
+
+
+def _routes(
+    config: GatewayConfig,
+    backends: dict[str, Backend],
+    policy_specs: dict[str, PolicySpec],
+    problems: list,
+    notices: list[str],
+) -> list[Route]:
+    routes = []
+    for index, route in enumerate(config.routes):
+        loc: Loc = ("routes", index)
+        name = route.name or f"route{index}"
+        targets = _targets(route, loc, config, backends, problems)
+        policies = _policies(route, loc, policy_specs, problems)
+        if targets:
+            routes.append(Route.compile(name, route, targets, policies))
+        elif targets is not None:
+            notices.append(f"route '{name}' is skipped: all its backends are skipped")
+    return routes
+
+
+def _targets(
+    route: RouteConfig,
+    loc: Loc,
+    config: GatewayConfig,
+    backends: dict[str, Backend],
+    problems: list,
+) -> list[Target] | None:
+    targets: list[Target] = []
+    for t_index, target in enumerate(route.targets):
+        where = (
+            (*loc, "backend") if route.backend else (*loc, "split", "targets", t_index, "backend")
+        )
+        if target.backend not in config.backends:
+            known = ", ".join(config.backends) or "none defined"
+            problems.append((where, f"unknown backend '{target.backend}' (backends: {known})"))
+            return None
+        if target.backend in backends:
+            targets.append(Target(backends[target.backend], target.weight, target.model))
+    return targets
+
+
+def _policies(
+    route: RouteConfig, loc: Loc, specs: dict[str, PolicySpec], problems: list
+) -> list[Policy]:
+    policies = []
+    for name, section in route.policies.items():
+        where = (*loc, "policies", name)
+        spec = specs.get(name)
+        if spec is None:
+            known = ", ".join(sorted(specs)) or "none enabled"
+            problems.append((where, f"unknown policy '{name}' (enabled policies: {known})"))
+            continue
+        settings = (
+            _validate(spec.config_model, section, where, problems) if spec.config_model else section
+        )
+        if settings is not None or spec.config_model is None:
+            policies.append(spec.factory(settings))
+    return policies
+
+
+def load_gateway(path: str | None, extra_plugins: Iterable[tuple[str, object]] = ()) -> Gateway:
+    """Read, validate and resolve a configuration file (the packaged default when None)."""
+    from modelway.configload import load_config
+
+    config, source = load_config(path)
+    return build_gateway(config, source, extra_plugins)

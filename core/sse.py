@@ -1,0 +1,80 @@
+"""Server-sent events: an incremental decoder for any split of the byte stream, and an encoder.
+
+Follows the HTML living standard's event-stream rules: lines end in CRLF, LF or CR; lines
+starting with ':' are comments; `data` lines accumulate with '\\n'; a blank line dispatches.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    data: str
+    event: str | None = None
+    id: str | None = None
+
+
+class SSEDecoder:
+    """Feed bytes as they arrive; get back the events they complete."""
+
+    __slots__ = ("_buffer", "_data", "_event", "_id")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data: list[str] = []
+        self._event: str | None = None
+        self._id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        buffer = self._buffer + chunk if self._buffer else chunk
+        events: list[SSEEvent] = []
+        start = 0
+        for match in _LINE_END.finditer(buffer):
+            if match.group() == b"\r" and match.end() == len(buffer):
+                break  # a CR at the end may be the first half of CRLF
+            self._line(buffer[start : match.start()], events)
+            start = match.end()
+        self._buffer = buffer[start:]
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: a last event without its blank line is still delivered."""
+        events: list[SSEEvent] = []
+        if self._buffer:
+            self._line(self._buffer.rstrip(b"\r"), events)
+            self._buffer = b""
+        self._line(b"", events)
+        return events
+
+    def _line(self, raw: bytes, events: list[SSEEvent]) -> None:
+        if not raw:
+            if self._data:
+                events.append(SSEEvent("\n".join(self._data), self._event, self._id))
+            self._data, self._event = [], None
+            return
+        if raw[0] == 58:  # ':' comment
+            return
+        line = raw.decode("utf-8", "replace")
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self._id = value
+
+
+def encode_event(data: str, event: str | None = None) -> bytes:
+    """One event in wire form, LF line ends, multi-line data split into `data:` lines."""
+    head = f"event: {event}\n" if event else ""
+    if "\n" not in data and "\r" not in data:
+        return f"{head}data: {data}\n\n".encode()
+    lines = "".join(f"data: {line}\n" for line in data.splitlines())
+    return f"{head}{lines}\n".encode()

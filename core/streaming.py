@@ -1,0 +1,65 @@
+"""The per-request stream transformer: provider bytes in, client stream bytes out.
+
+Decodes the provider's stream into canonical chunks, records usage and time to first token,
+drops the usage the gateway asked for on the client's behalf, runs the route's stream
+filters, and encodes for the client's API, chunk for chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from modelway.canonical import Usage
+from modelway.context import RequestContext
+from modelway.extension import StreamDecoder, StreamEncoder, StreamFilter
+
+
+class StreamPipeline:
+    def __init__(
+        self,
+        ctx: RequestContext,
+        decoder: StreamDecoder,
+        filters: list[StreamFilter],
+        encoder: StreamEncoder,
+    ) -> None:
+        assert ctx.request is not None
+        self.ctx = ctx
+        self.decoder = decoder
+        self.filters = filters
+        self.encoder = encoder
+        self.keep_usage = ctx.request.client_wants_usage
+
+    def feed(self, data: bytes) -> bytes:
+        return self._emit(self.decoder.feed(data))
+
+    def close(self) -> bytes:
+        """End of the upstream stream: flush held text, then the stream's end marker."""
+        out = self._emit(self.decoder.close())
+        tail: list[dict[str, Any]] = []
+        for stream_filter in self.filters:
+            tail = [o for c in tail for o in stream_filter.on_chunk(c)] + stream_filter.on_end()
+        return out + b"".join(self.encoder.encode(c) for c in tail) + self.encoder.end()
+
+    def _emit(self, chunks: list[dict[str, Any]]) -> bytes:
+        if not chunks:
+            return b""
+        ready = []
+        for chunk in chunks:
+            if self._take_usage(chunk):
+                ready.append(chunk)
+        for stream_filter in self.filters:
+            ready = [out for chunk in ready for out in stream_filter.on_chunk(chunk)]
+        if ready and self.ctx.timings.first_byte is None:
+            self.ctx.timings.first_byte = time.monotonic()
+        return b"".join(self.encoder.encode(c) for c in ready)
+
+    def _take_usage(self, chunk: dict[str, Any]) -> bool:
+        """Record usage; False when the chunk only existed to carry usage nobody asked for."""
+        usage = Usage.from_openai(chunk.get("usage"))
+        if usage is not None:
+            self.ctx.usage = usage
+        if self.keep_usage:
+            return True
+        chunk.pop("usage", None)
+        return bool(chunk.get("choices")) or usage is None

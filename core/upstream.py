@@ -1,0 +1,123 @@
+"""HTTP to the backends: one pooled aiohttp session, and failures mapped to gateway errors.
+
+The gateway, not mitmproxy, talks to upstreams, so that connection errors become errors in
+the client's own API shape and so that a failed attempt can move on to the next backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+from modelway.canonical import UpstreamRequest
+from modelway.errors import GatewayError
+
+_CHUNK = 64 * 1024
+
+
+class UpstreamFailure(Exception):
+    """The backend could not be reached or broke the protocol. Always retriable."""
+
+    def __init__(self, kind: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+    def as_error(self, backend: str) -> GatewayError:
+        code = "upstream_timeout" if self.status == 504 else "upstream_unavailable"
+        return GatewayError(self.status, f"backend '{backend}': {self}", "server_error", code)
+
+
+class AiohttpResponse:
+    """An aiohttp response behind the `UpstreamResponse` protocol."""
+
+    __slots__ = ("_response", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise classify(exc) from exc
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise classify(exc) from exc
+
+    def release(self) -> None:
+        self._response.release()
+
+
+class HttpTransport:
+    """Sends upstream requests over a shared connection pool (keep-alive, no limit)."""
+
+    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_read=read_timeout
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, request: UpstreamRequest, *, stream: bool) -> AiohttpResponse:
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        timeout = None
+        if request.timeout is not None:
+            timeout = aiohttp.ClientTimeout(
+                total=None, connect=self._timeout.connect, sock_read=request.timeout
+            )
+        try:
+            response = await self._session.request(
+                request.method,
+                request.url,
+                data=request.body or None,
+                headers=request.headers,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise classify(exc) from exc
+        return AiohttpResponse(response)
+
+
+def classify(exc: BaseException) -> UpstreamFailure:
+    """A transport exception as an UpstreamFailure with a client-safe message."""
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return UpstreamFailure("tls", 502, "TLS handshake with the backend failed")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return UpstreamFailure("dns", 502, "the backend's host name does not resolve")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamFailure("connect", 502, "connection to the backend failed")
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamFailure("connect_timeout", 504, "connecting to the backend timed out")
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return UpstreamFailure("timeout", 504, "the backend did not answer in time")
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        return UpstreamFailure("disconnect", 502, "the backend closed the connection")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return UpstreamFailure("payload", 502, "the backend's answer was cut off")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return UpstreamFailure("protocol", 502, "the backend's answer is not valid HTTP")
+    return UpstreamFailure("error", 502, f"request to the backend failed ({type(exc).__name__})")
