@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.addonmanager import Loader
+
 from modelway.engine import Engine
 from modelway.errors import ConfigError
 from modelway.runtime import load_gateway
@@ -24,7 +26,7 @@ class ModelwayAddon:
         self.engine = engine
         self._from_option = engine is None
 
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option(
             "modelway_config",
             str,

@@ -30,6 +30,9 @@ class GatewaySettings(Strict):
     upstream_timeout_seconds: float = Field(600.0, gt=0)
     api_keys: list[SecretStr] = Field(default_factory=list)
     identity_header: str = "x-user-id"
+    intercept_hosts: list[str] | None = None
+    """Forward mode: host globs whose TLS is intercepted (default: the enabled providers'
+    hosts). Every other host is tunnelled untouched."""
 
 
 class BackendConfig(BaseModel):

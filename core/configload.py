@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
+
 from modelway.config import GatewayConfig
 from modelway.envsubst import MissingVariable, substitute
 from modelway.errors import ConfigError
-from pydantic import ValidationError
 
 Loc = Sequence[str | int]
 
@@ -106,7 +107,7 @@ def load_config(
 
 def validation_problems(exc: ValidationError, prefix: Loc = ()) -> list[tuple[Loc, str]]:
     """pydantic's errors as (YAML path, message) pairs, without the offending values."""
-    problems = []
+    problems: list[tuple[Loc, str]] = []
     for error in exc.errors(include_input=False, include_url=False):
         loc = [*prefix, *(p for p in error["loc"] if not _is_union_tag(p))]
         message = error["msg"]

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import json
 import logging
+import re
 import time
 import uuid
 from typing import Any
 
 from aiohttp import web
 from mitmproxy import http
+
 from modelway.accesslog import access_record
 from modelway.clients import KeyCheck, client_info
 from modelway.context import RequestContext
@@ -50,6 +53,7 @@ class Engine:
         self._idle = asyncio.Event()
         self.gateway = gateway
         self._keys = KeyCheck([])
+        self.forward = False
         self.use(gateway)
 
     def use(self, gateway: Gateway) -> None:
@@ -59,6 +63,10 @@ class Engine:
         self._max_body = settings.max_body_bytes
         self._identity_header = settings.identity_header.lower()
         self._default_api = gateway.apis[0] if gateway.apis else None
+        self._hosts: re.Pattern[str] | None = None
+        if settings.mode == "forward" or self.forward:
+            globs = gateway.intercept_hosts()
+            self._hosts = re.compile("|".join(fnmatch.translate(g) for g in globs) or "(?!)")
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -96,6 +104,8 @@ class Engine:
             flow.metadata[TOO_LARGE] = True
 
     async def request(self, flow: http.HTTPFlow) -> None:
+        if self._hosts is not None and not self._hosts.match(flow.request.pretty_host):
+            return  # forward mode: not an LLM host, pass it through untouched
         ctx = self._context(flow)
         flow.metadata[CTX] = ctx
         self.inflight += 1

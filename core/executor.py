@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from modelway.canonical import CanonicalRequest, CanonicalResponse
 from modelway.context import Attempt, AttemptOutcome, RequestContext
 from modelway.errors import GatewayError
-from modelway.extension import Transport, UpstreamResponse
+from modelway.extension import Provider, Transport, UpstreamResponse
 from modelway.upstream import UpstreamFailure
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ async def _try(
     raise error
 
 
-async def _error_from(provider, response: UpstreamResponse, backend: str) -> GatewayError:  # type: ignore[no-untyped-def]
+async def _error_from(provider: Provider, response: UpstreamResponse, backend: str) -> GatewayError:
     try:
         body = await response.read()
     except UpstreamFailure as exc:

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import BaseModel
+
 from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation, UpstreamRequest
 from modelway.errors import GatewayError, upstream_error
-from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from modelway.config import BackendConfig

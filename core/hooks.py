@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+
 from modelway.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class Hooks:
         return _unique("policy", self._collect("modelway_policies"))
 
     def ingress_apis(self) -> list[IngressAPI]:
-        return self._collect("modelway_ingress_apis")  # type: ignore[return-value]
+        return self._collect("modelway_ingress_apis")
 
     def configure(self, gateway: Gateway) -> None:
         self._hook.modelway_configure(gateway=gateway)
@@ -56,7 +57,7 @@ class Hooks:
     def request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:
         self._hook.modelway_request_done(ctx=ctx, record=record)
 
-    def _collect(self, hook_name: str) -> list[object]:
+    def _collect(self, hook_name: str) -> list[Any]:
         """Every registration, in plugin registration order (pluggy calls the last first)."""
         results = getattr(self._hook, hook_name)()
         return [item for batch in reversed(results) for item in batch or []]

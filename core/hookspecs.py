@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Every extension point of modelway, grouped by family. Read this module to know them all.
 
 Each hook is prefixed `modelway_` so that a plugin object can never be mistaken for a

@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any
 
 import pluggy
+
 from modelway import hookspecs
 from modelway.errors import ConfigError
 from modelway.markers import PROJECT

@@ -7,6 +7,7 @@ included, finish within the grace period, then shuts down.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import signal
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 
 from mitmproxy import options
 from mitmproxy.tools.dump import DumpMaster
+
 from modelway.addons.gateway import ModelwayAddon
 from modelway.engine import Engine
 from modelway.runtime import Gateway
@@ -25,6 +27,11 @@ logger = logging.getLogger("modelway")
 _UNUSED_TARGET = "reverse:http://127.0.0.1:9"
 
 Ready = Callable[[list[tuple[str, int]]], None]
+
+
+def _host_regex(glob: str) -> str:
+    """A host glob as the regex mitmproxy's allow_hosts matches against `host:port`."""
+    return "^" + fnmatch.translate(glob).removeprefix("(?s:").removesuffix(")\\Z") + "(:\\d+)?$"
 
 
 class _Announce:
@@ -61,6 +68,11 @@ class GatewayServer:
 
     def _configure(self, master: DumpMaster) -> None:
         body_limit = max(4 * self.gateway.config.gateway.max_body_bytes, 2**26)
+        if self.mode == "forward":
+            hosts = [_host_regex(h) for h in self.gateway.intercept_hosts()]
+            master.options.update(allow_hosts=hosts)
+            self.engine.forward = True
+            self.engine.use(self.gateway)
         master.options.update(
             listen_host=self.host,
             listen_port=self.port,

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
+from pydantic import BaseModel, ValidationError
+
 from modelway.config import BackendConfig, GatewayConfig, RouteConfig
 from modelway.configload import ConfigSource, Loc, validation_problems
 from modelway.errors import ConfigError
 from modelway.extension import IngressAPI, Policy, PolicySpec, Provider, ProviderSpec
 from modelway.hooks import Hooks
 from modelway.pluginmanager import enabled_names, make_plugin_manager
-from pydantic import BaseModel, ValidationError
 
 
 @dataclass(eq=False)
@@ -113,6 +114,13 @@ class Gateway:
             if route.matches(model, path, headers):
                 return route
         return None
+
+    def intercept_hosts(self) -> list[str]:
+        """Host globs the forward proxy intercepts; all others pass through undecrypted."""
+        configured = self.config.gateway.intercept_hosts
+        if configured is not None:
+            return configured
+        return [host for spec in self.providers.values() for host in spec.default_hosts]
 
     def exposed_models(self) -> list[str]:
         """The model names clients can ask for by exact name, in route order."""

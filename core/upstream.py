@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
+
 from modelway.canonical import UpstreamRequest
 from modelway.errors import GatewayError
 

@@ -6,8 +6,9 @@ import json
 import sys
 from typing import IO, TYPE_CHECKING
 
-from modelway import hookimpl
 from pydantic import BaseModel, ConfigDict
+
+from modelway import hookimpl
 
 if TYPE_CHECKING:
     from modelway.context import RequestContext

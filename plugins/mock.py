@@ -16,12 +16,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from modelway import hookimpl
 from modelway.canonical import UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.extension import ProviderSpec
 from modelway.plugins.openai import OpenAIProvider
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class MockOptions(BaseModel):

@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from modelway import hookimpl
 from modelway.canonical import (
     CanonicalRequest,
@@ -24,7 +26,6 @@ from modelway.context import RequestContext
 from modelway.errors import GatewayError, upstream_error
 from modelway.extension import Provider, ProviderSpec
 from modelway.sse import SSEDecoder
-from pydantic import BaseModel, ConfigDict
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}

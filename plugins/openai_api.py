@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from modelway import hookimpl
 from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.configload import format_path
@@ -18,7 +20,6 @@ from modelway.context import RequestContext
 from modelway.errors import GatewayError, bad_request
 from modelway.extension import Endpoint, IngressAPI, LocalAnswer
 from modelway.plugins.openai_schema import ChatCompletionRequest, EmbeddingsRequest
-from pydantic import BaseModel, ValidationError
 
 API = "openai"
 _CHAT = Endpoint(API, Operation.CHAT, "chat.completions")

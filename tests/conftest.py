@@ -1,0 +1,17 @@
+"""Shared fixtures: upstream servers and a gateway in front of them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.upstreams import UpstreamServer
+
+os.environ.setdefault("OPENAI_API_KEY", "")
+
+
+@pytest.fixture
+def upstream():
+    with UpstreamServer() as server:
+        yield server
