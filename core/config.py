@@ -63,6 +63,8 @@ class MatchConfig(Strict):
 
     model: str | list[str] = "*"
     path: str | None = None
+    host: str | None = None
+    """A glob on the request's host (useful in forward mode: `api.openai.com`)."""
     headers: dict[str, str] = Field(default_factory=dict)
 
     @property

@@ -152,7 +152,7 @@ class Engine:
         headers = {k.lower(): v for k, v in request.headers.items()}
         address = flow.client_conn.peername[0] if flow.client_conn.peername else "unknown"
         return RequestContext(
-            id=headers.get("x-request-id") or uuid.uuid4().hex,
+            id=_request_id(headers.get("x-request-id")),
             method=request.method,
             path=request.path.split("?", 1)[0],
             host=request.pretty_host,
@@ -170,7 +170,7 @@ class Engine:
         self._keys.verify(ctx.client)
         assert ctx.endpoint is not None
         if ctx.endpoint.local:
-            answer = api.local_answer(ctx.endpoint, ctx, gateway.exposed_models())
+            answer = api.local_answer(ctx.endpoint, ctx, gateway)
             self._answer(flow, ctx, answer.status, answer.body, answer.content_type)
             return
         body = flow.request.raw_content or b""
@@ -208,7 +208,7 @@ class Engine:
 
     async def _route_and_police(self, ctx: RequestContext) -> None:
         assert ctx.request is not None
-        route = self.gateway.match_route(ctx.request.model, ctx.path, ctx.headers)
+        route = self.gateway.match_route(ctx.request.model, ctx.path, ctx.headers, ctx.host)
         if route is None:
             raise not_found(
                 f"the model '{ctx.request.model}' does not exist or no route serves it",
@@ -290,7 +290,8 @@ class Engine:
             attempt, request, upstream = await open_upstream(self.gateway, self.transport, ctx)
         except GatewayError as error:
             return self._relay_error(ctx, api, error)
-        if "text/event-stream" not in upstream.headers.get("content-type", ""):
+        content_type = upstream.headers.get("content-type", "")
+        if not any(t in content_type for t in attempt.backend.provider.stream_content_types):
             upstream.release()
             return self._relay_error(
                 ctx,
@@ -360,3 +361,10 @@ class Engine:
         ctx.error = error
         headers = {**api.error_headers(error), "x-request-id": ctx.id, **self._served_headers(ctx)}
         return web.Response(status=error.status, body=api.error_body(error), headers=headers)
+
+
+def _request_id(given: str | None) -> str:
+    """The client's request id when it is a sane token, else a fresh one."""
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex

@@ -18,6 +18,7 @@ from modelway.errors import GatewayError, upstream_error
 if TYPE_CHECKING:
     from modelway.config import BackendConfig
     from modelway.context import RequestContext
+    from modelway.runtime import Gateway
 
 
 # --------------------------------------------------------------------------- upstream I/O
@@ -62,6 +63,8 @@ class Provider(ABC):
 
     operations: frozenset[Operation] = frozenset({Operation.CHAT})
     transport: Transport | None = None
+    stream_content_types: tuple[str, ...] = ("text/event-stream",)
+    """Content types of a streamed answer; anything else is treated as a failed stream."""
 
     def __init__(self, backend: BackendConfig, options: BaseModel | None) -> None:
         self.backend = backend
@@ -177,9 +180,9 @@ class IngressAPI(ABC):
         return {"content-type": "application/json", **error.headers}
 
     def local_answer(
-        self, endpoint: Endpoint, ctx: RequestContext, models: list[str]
+        self, endpoint: Endpoint, ctx: RequestContext, gateway: Gateway
     ) -> LocalAnswer:
-        """Answer a `local` endpoint (e.g. the models list) from the gateway itself."""
+        """Answer a `local` endpoint (the models list, an admin view) from the gateway itself."""
         raise GatewayError(404, f"{endpoint.name} is not served here", code="not_found")
 
 

@@ -52,6 +52,7 @@ class Route:
     _models: frozenset[str] = frozenset()
     _model_globs: re.Pattern[str] | None = None
     _path: re.Pattern[str] | None = None
+    _host: re.Pattern[str] | None = None
     _headers: tuple[tuple[str, re.Pattern[str]], ...] = ()
 
     @classmethod
@@ -66,22 +67,33 @@ class Route:
             config,
             targets,
             policies,
-            exact,
-            re.compile("|".join(globs)) if globs else None,
-            re.compile(fnmatch.translate(match.path)) if match.path else None,
-            tuple((k.lower(), re.compile(fnmatch.translate(v))) for k, v in match.headers.items()),
+            _models=exact,
+            _model_globs=re.compile("|".join(globs)) if globs else None,
+            _path=_glob(match.path),
+            _host=_glob(match.host),
+            _headers=tuple((k.lower(), _compile(v)) for k, v in match.headers.items()),
         )
 
-    def matches(self, model: str, path: str, headers: Mapping[str, str]) -> bool:
+    def matches(self, model: str, path: str, headers: Mapping[str, str], host: str = "") -> bool:
         if model not in self._models and not (self._model_globs and self._model_globs.match(model)):
             return False
         if self._path is not None and not self._path.match(path):
+            return False
+        if self._host is not None and not self._host.match(host):
             return False
         return all(pattern.match(headers.get(key, "")) for key, pattern in self._headers)
 
     @property
     def exact_models(self) -> frozenset[str]:
         return self._models
+
+
+def _compile(glob: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(glob))
+
+
+def _glob(glob: str | None) -> re.Pattern[str] | None:
+    return None if glob is None else _compile(glob)
 
 
 def _is_glob(pattern: str) -> bool:
@@ -109,9 +121,11 @@ class Gateway:
         """The validated settings of plugin `name` (its `Settings` model), or None."""
         return self.settings.get(name)
 
-    def match_route(self, model: str, path: str, headers: Mapping[str, str]) -> Route | None:
+    def match_route(
+        self, model: str, path: str, headers: Mapping[str, str], host: str = ""
+    ) -> Route | None:
         for route in self.routes:
-            if route.matches(model, path, headers):
+            if route.matches(model, path, headers, host):
                 return route
         return None
 

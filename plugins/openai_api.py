@@ -20,6 +20,7 @@ from modelway.context import RequestContext
 from modelway.errors import GatewayError, bad_request
 from modelway.extension import Endpoint, IngressAPI, LocalAnswer
 from modelway.plugins.openai_schema import ChatCompletionRequest, EmbeddingsRequest
+from modelway.runtime import Gateway
 
 API = "openai"
 _CHAT = Endpoint(API, Operation.CHAT, "chat.completions")
@@ -96,7 +97,7 @@ class OpenAIAPI(IngressAPI):
             _SCHEMAS[endpoint.operation].model_validate(data)
         except ValidationError as exc:
             raise _invalid(exc) from None
-        stream = data.get("stream") is True
+        stream = endpoint.operation is Operation.CHAT and data.get("stream") is True
         wants_usage = stream and (data.get("stream_options") or {}).get("include_usage") is True
         return CanonicalRequest(endpoint.operation, data["model"], data, stream, wants_usage)
 
@@ -110,8 +111,9 @@ class OpenAIAPI(IngressAPI):
         return _dumps(error_object(error))
 
     def local_answer(
-        self, endpoint: Endpoint, ctx: RequestContext, models: list[str]
+        self, endpoint: Endpoint, ctx: RequestContext, gateway: Gateway
     ) -> LocalAnswer:
+        models = gateway.exposed_models()
         if endpoint is _MODELS:
             return LocalAnswer(200, _dumps({"object": "list", "data": [_model(m) for m in models]}))
         model = _strip_prefix(ctx.path)[len("/models/") :]
