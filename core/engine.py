@@ -54,6 +54,7 @@ class Engine:
         self.gateway = gateway
         self._keys = KeyCheck([])
         self.forward = False
+        self._streams: set[asyncio.Task[Any]] = set()
         self.use(gateway)
 
     def use(self, gateway: Gateway) -> None:
@@ -95,6 +96,13 @@ class Engine:
         except TimeoutError:
             return False
         return True
+
+    async def cut_streams(self) -> None:
+        """End every stream still open with an error event the client can see."""
+        for task in list(self._streams):
+            task.cancel()
+        await asyncio.sleep(0.2)  # let mitmproxy forward the final events to the clients
+        await self.relay.stop()
 
     # ----------------------------------------------------------------------------- hooks
 
@@ -321,7 +329,13 @@ class Engine:
             },
         )
         await response.prepare(web_request)
-        await self._pump(ctx, upstream, pipeline, response, attempt.backend.name)
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
+        try:
+            await self._pump(ctx, upstream, pipeline, response, attempt.backend.name)
+        finally:
+            self._streams.discard(task)
         return response
 
     async def _pump(
@@ -346,6 +360,14 @@ class Engine:
             ctx.error = GatewayError(
                 499, "the client closed the stream", "client_error", "client_closed"
             )
+        except asyncio.CancelledError:
+            # The shutdown grace period ran out: tell the client why its stream ends.
+            ctx.error = GatewayError(
+                503, "the gateway is shutting down", "server_error", "shutdown"
+            )
+            await self._write_quietly(response, pipeline.encoder.error(ctx.error))
+            await self._write_quietly(response, b"", eof=True)
+            raise
         finally:
             upstream.release()
         await self._write_quietly(response, b"", eof=True)

@@ -28,6 +28,12 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "access_log": "modelway.plugins.access_log:AccessLogPlugin",
     "openai": "modelway.plugins.openai",
     "mock": "modelway.plugins.mock",
+    "anthropic_api": "modelway.plugins.anthropic_api",
+    "anthropic": "modelway.plugins.anthropic",
+    "gemini": "modelway.plugins.gemini",
+    "vertex": "modelway.plugins.vertex",
+    "azure": "modelway.plugins.azure",
+    "bedrock": "modelway.plugins.bedrock",
 }
 # Always enabled: the gateway does not work without an API, a router and its access log.
 CORE_PLUGINS: tuple[str, ...] = ("openai_api", "router", "access_log")

@@ -27,7 +27,11 @@ class RelayServer:
     async def start(self) -> None:
         app = web.Application(client_max_size=1024)
         app.router.add_post("/{token}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # The engine applies the gateway's grace period before stopping the relay, so whatever
+        # is still streaming then is cut off promptly rather than after aiohttp's 60 s default.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.25
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -110,4 +110,5 @@ class GatewayServer:
         await proxyserver.servers.update([])
         if not await self.engine.drain(grace):
             logger.warning("grace period over with %d request(s) in flight", self.engine.inflight)
+            await self.engine.cut_streams()
         self.master.shutdown()
