@@ -14,6 +14,7 @@ import logging
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
+from modelway import protocolerrors
 from modelway.engine import Engine
 from modelway.errors import ConfigError
 from modelway.runtime import load_gateway
@@ -27,6 +28,7 @@ class ModelwayAddon:
         self._from_option = engine is None
 
     def load(self, loader: Loader) -> None:
+        protocolerrors.install()
         loader.add_option(
             "modelway_config",
             str,

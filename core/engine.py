@@ -210,7 +210,7 @@ class Engine:
             )
         raise not_found(
             f"unknown path {ctx.path}: this gateway serves "
-            "/v1/chat/completions, /v1/embeddings and /v1/models",
+            + ", ".join(path for api in self.gateway.apis for path in api.paths),
             code="unknown_url",
         )
 
@@ -249,6 +249,7 @@ class Engine:
         headers = {
             "content-type": content_type,
             "x-request-id": ctx.id,
+            "request-id": ctx.id,
             **self._served_headers(ctx),
             **(extra or {}),
         }
@@ -325,6 +326,7 @@ class Engine:
                 "content-type": encoder.content_type,
                 "cache-control": "no-cache",
                 "x-request-id": ctx.id,
+                "request-id": ctx.id,
                 **self._served_headers(ctx),
             },
         )
@@ -351,7 +353,11 @@ class Engine:
                 out = pipeline.feed(data)
                 if out:
                     await response.write(out)
+                if pipeline.error is not None:
+                    raise pipeline.error
             await response.write(pipeline.close())
+            if pipeline.error is not None:
+                raise pipeline.error
         except (UpstreamFailure, GatewayError) as exc:
             error = exc.as_error(backend) if isinstance(exc, UpstreamFailure) else exc
             ctx.error = error
@@ -381,7 +387,12 @@ class Engine:
         self, ctx: RequestContext, api: IngressAPI, error: GatewayError
     ) -> web.Response:
         ctx.error = error
-        headers = {**api.error_headers(error), "x-request-id": ctx.id, **self._served_headers(ctx)}
+        headers = {
+            **api.error_headers(error),
+            "x-request-id": ctx.id,
+            "request-id": ctx.id,
+            **self._served_headers(ctx),
+        }
         return web.Response(status=error.status, body=api.error_body(error), headers=headers)
 
 

@@ -47,7 +47,13 @@ class Transport(Protocol):
 
 
 class StreamDecoder(Protocol):
-    """Turns a provider's streamed bytes into canonical `chat.completion.chunk` dicts."""
+    """Turns a provider's streamed bytes into canonical `chat.completion.chunk` dicts.
+
+    A failure is reported in order, as an error chunk `{"error": {"message", "type", "code"}}`
+    after the chunks that came before it; `close()` returns one too when the stream ended
+    before it was complete (e.g. no end marker), so a dropped connection is never mistaken
+    for a finished answer.
+    """
 
     def feed(self, data: bytes) -> list[dict[str, Any]]: ...
 
@@ -149,6 +155,8 @@ class IngressAPI(ABC):
     """An API the gateway accepts from clients (OpenAI, Anthropic, ...), both ways."""
 
     name: str
+    paths: tuple[str, ...] = ()
+    """The paths it serves, for people (named in the unknown-path error)."""
 
     @abstractmethod
     def match(self, method: str, path: str) -> Endpoint | None:

@@ -12,7 +12,22 @@ from typing import Any
 
 from modelway.canonical import Usage
 from modelway.context import RequestContext
+from modelway.errors import GatewayError
 from modelway.extension import StreamDecoder, StreamEncoder, StreamFilter
+
+
+def error_from_chunk(chunk: dict[str, Any]) -> GatewayError:
+    """A decoder's in-order error chunk (`{"error": {...}}`) as a GatewayError."""
+    error = chunk.get("error")
+    fields = error if isinstance(error, dict) else {}
+    message = fields.get("message")
+    code = fields.get("code")
+    return GatewayError(
+        502,
+        message if isinstance(message, str) and message else "the backend's stream failed",
+        "server_error",
+        code if isinstance(code, str) else "upstream_stream_error",
+    )
 
 
 class StreamPipeline:
@@ -29,13 +44,23 @@ class StreamPipeline:
         self.filters = filters
         self.encoder = encoder
         self.keep_usage = ctx.request.client_wants_usage
+        self.error: GatewayError | None = None
+        """Set when the upstream stream failed; the bytes returned so far are still valid."""
 
     def feed(self, data: bytes) -> bytes:
+        """Client bytes for `data`; check `error` afterwards."""
+        if self.error is not None:
+            return b""
         return self._emit(self.decoder.feed(data))
 
     def close(self) -> bytes:
-        """End of the upstream stream: flush held text, then the stream's end marker."""
+        """End of the upstream stream: flush held text, then the stream's end marker.
+
+        If the stream turns out broken (see `error`), held text is dropped, not released.
+        """
         out = self._emit(self.decoder.close())
+        if self.error is not None:
+            return out
         tail: list[dict[str, Any]] = []
         for stream_filter in self.filters:
             tail = [o for c in tail for o in stream_filter.on_chunk(c)] + stream_filter.on_end()
@@ -46,6 +71,9 @@ class StreamPipeline:
             return b""
         ready = []
         for chunk in chunks:
+            if "error" in chunk and not chunk.get("choices"):
+                self.error = error_from_chunk(chunk)
+                break
             if self._take_usage(chunk):
                 ready.append(chunk)
         for stream_filter in self.filters:

@@ -25,7 +25,7 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, upstream_error
 from modelway.extension import Provider, ProviderSpec
-from modelway.sse import SSEDecoder
+from modelway.sse import SSEDecoder, SSEEvent
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
@@ -41,41 +41,57 @@ class OpenAIOptions(BaseModel):
 
 
 class OpenAIStreamDecoder:
-    """OpenAI SSE to canonical chunks; an `error` event mid-stream raises."""
+    """OpenAI SSE to canonical chunks; errors and early ends become error chunks, in order."""
 
     def __init__(self) -> None:
         self._sse = SSEDecoder()
+        self._complete = False
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         return self._chunks(self._sse.feed(data))
 
     def close(self) -> list[dict[str, Any]]:
-        return self._chunks(self._sse.close())
+        chunks = self._chunks(self._sse.close())
+        if not self._complete and not (chunks and "error" in chunks[-1]):
+            chunks.append(
+                stream_error(
+                    "the backend's stream ended before it was complete", "upstream_stream_truncated"
+                )
+            )
+        return chunks
 
-    @staticmethod
-    def _chunks(events: list) -> list[dict[str, Any]]:
+    def _chunks(self, events: list[SSEEvent]) -> list[dict[str, Any]]:
         chunks = []
         for event in events:
             if event.data == "[DONE]":
+                self._complete = True
                 continue
-            try:
-                chunk = json.loads(event.data)
-            except ValueError:
-                raise upstream_error(
-                    502,
-                    "the backend's stream has an event that is not JSON",
-                    "upstream_invalid_stream",
-                ) from None
-            if not isinstance(chunk, dict):
-                raise upstream_error(
-                    502,
-                    "the backend's stream has an event that is not an object",
-                    "upstream_invalid_stream",
-                )
-            if "error" in chunk:
-                raise _error_from_body(502, chunk)
+            chunk = _event_chunk(event.data)
             chunks.append(chunk)
+            if "error" in chunk:
+                break
+            if any(c.get("finish_reason") for c in chunk.get("choices") or ()):
+                self._complete = True
         return chunks
+
+
+def _event_chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        return stream_error(
+            "the backend's stream has an event that is not JSON", "upstream_invalid_stream"
+        )
+    if not isinstance(chunk, dict):
+        return stream_error(
+            "the backend's stream has an event that is not an object", "upstream_invalid_stream"
+        )
+    return chunk
+
+
+def stream_error(message: str, code: str) -> dict[str, Any]:
+    """An in-order error chunk for a StreamDecoder to return."""
+    return {"error": {"message": message, "type": "server_error", "code": code}}
 
 
 class OpenAIProvider(Provider):

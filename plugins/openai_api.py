@@ -7,9 +7,11 @@ streams and errors are encoded in OpenAI's wire shape.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ValidationError
 
@@ -74,6 +76,7 @@ def error_object(error: GatewayError) -> dict[str, Any]:
 
 class OpenAIAPI(IngressAPI):
     name = API
+    paths = ("/v1/chat/completions", "/v1/embeddings", "/v1/models")
 
     def match(self, method: str, path: str) -> Endpoint | None:
         path = _strip_prefix(path)
@@ -116,7 +119,7 @@ class OpenAIAPI(IngressAPI):
         models = gateway.exposed_models()
         if endpoint is _MODELS:
             return LocalAnswer(200, _dumps({"object": "list", "data": [_model(m) for m in models]}))
-        model = _strip_prefix(ctx.path)[len("/models/") :]
+        model = unquote(_strip_prefix(ctx.path)[len("/models/") :])
         if model not in models:
             raise GatewayError(
                 404, f"the model '{model}' does not exist", code="model_not_found", param="model"
@@ -141,7 +144,9 @@ def parse_json_object(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]
     if not body.strip():
         raise bad_request("the request body is empty: expected a JSON object", code="empty_body")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise bad_request("the request body is nested too deeply", code="invalid_json") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(
             f"the request body is not valid JSON ({exc})", code="invalid_json"
@@ -154,6 +159,10 @@ def parse_json_object(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]
     return data
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _invalid(exc: ValidationError) -> GatewayError:
     errors = exc.errors(include_input=False, include_url=False)
     first = errors[0]
@@ -164,10 +173,12 @@ def _invalid(exc: ValidationError) -> GatewayError:
     )
 
 
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|dict|list|tuple)(\[.*\])?$|^function-")
+
+
 def _is_type_tag(part: Any) -> bool:
-    return isinstance(part, str) and (
-        part.startswith(("str", "list[", "dict[", "int")) or part.startswith("function-")
-    )
+    """pydantic adds a union member's type to error locations; they are not fields."""
+    return isinstance(part, str) and bool(_TYPE_TAG.match(part))
 
 
 @hookimpl
