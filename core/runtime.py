@@ -242,8 +242,14 @@ def _backends(
             )
             continue
         options = _provider_options(spec, backend, loc, problems)
-        if options is not False:
+        if options is False:
+            continue
+        try:
             backends[name] = Backend(name, backend, spec, spec.factory(backend, options))
+        except ValidationError as exc:  # its str() would echo values, secrets included
+            problems.extend(validation_problems(exc, loc))
+        except (ConfigError, ValueError) as exc:
+            problems.append((loc, str(exc)))
     return backends, notices
 
 

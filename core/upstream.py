@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
+from yarl import URL
 
 from modelway.canonical import UpstreamRequest
 from modelway.errors import GatewayError
@@ -92,7 +93,8 @@ class HttpTransport:
         try:
             response = await self._session.request(
                 request.method,
-                request.url,
+                # Sent exactly as the provider built it (and, for SigV4, signed it).
+                URL(request.url, encoded=True),
                 data=request.body or None,
                 headers=request.headers,
                 timeout=timeout,
