@@ -11,7 +11,7 @@ from modelway.canonical import CanonicalRequest, Usage
 if TYPE_CHECKING:
     from modelway.errors import GatewayError
     from modelway.extension import Endpoint, IngressAPI
-    from modelway.runtime import Backend, Route
+    from modelway.runtime import Backend, Gateway, Route
 
 
 @dataclass(slots=True)
@@ -95,6 +95,8 @@ class RequestContext:
     usage: Usage | None = None
     timings: Timings = field(default_factory=Timings)
     annotations: dict[str, Any] = field(default_factory=dict)
+    gateway: Gateway | None = field(default=None, repr=False)
+    """The gateway serving the request (its backends, settings, plugins)."""
     flow: Any = field(default=None, repr=False)
 
     @property

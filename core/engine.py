@@ -166,6 +166,7 @@ class Engine:
             host=request.pretty_host,
             headers=headers,
             client=client_info(address, headers, self._identity_header),
+            gateway=self.gateway,
             flow=flow,
         )
 
@@ -350,12 +351,12 @@ class Engine:
     ) -> None:
         try:
             async for data in upstream.iter_chunks():
-                out = pipeline.feed(data)
+                out = await pipeline.feed(data)
                 if out:
                     await response.write(out)
                 if pipeline.error is not None:
                     raise pipeline.error
-            await response.write(pipeline.close())
+            await response.write(await pipeline.close())
             if pipeline.error is not None:
                 raise pipeline.error
         except (UpstreamFailure, GatewayError) as exc:

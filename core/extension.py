@@ -220,11 +220,14 @@ class Decision:
 
 
 class StreamFilter(Protocol):
-    """Edits a streamed answer chunk by chunk; may hold text back and release it later."""
+    """Edits a streamed answer chunk by chunk; may hold text back and release it later.
 
-    def on_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]: ...
+    Async so that CPU-heavy checks can run in a worker pool without blocking the proxy.
+    """
 
-    def on_end(self) -> list[dict[str, Any]]: ...
+    async def on_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+    async def on_end(self) -> list[dict[str, Any]]: ...
 
 
 class Policy:

@@ -47,26 +47,26 @@ class StreamPipeline:
         self.error: GatewayError | None = None
         """Set when the upstream stream failed; the bytes returned so far are still valid."""
 
-    def feed(self, data: bytes) -> bytes:
+    async def feed(self, data: bytes) -> bytes:
         """Client bytes for `data`; check `error` afterwards."""
         if self.error is not None:
             return b""
-        return self._emit(self.decoder.feed(data))
+        return await self._emit(self.decoder.feed(data))
 
-    def close(self) -> bytes:
+    async def close(self) -> bytes:
         """End of the upstream stream: flush held text, then the stream's end marker.
 
         If the stream turns out broken (see `error`), held text is dropped, not released.
         """
-        out = self._emit(self.decoder.close())
+        out = await self._emit(self.decoder.close())
         if self.error is not None:
             return out
         tail: list[dict[str, Any]] = []
         for stream_filter in self.filters:
-            tail = [o for c in tail for o in stream_filter.on_chunk(c)] + stream_filter.on_end()
+            tail = await _through(stream_filter, tail) + await stream_filter.on_end()
         return out + b"".join(self.encoder.encode(c) for c in tail) + self.encoder.end()
 
-    def _emit(self, chunks: list[dict[str, Any]]) -> bytes:
+    async def _emit(self, chunks: list[dict[str, Any]]) -> bytes:
         if not chunks:
             return b""
         ready = []
@@ -77,7 +77,7 @@ class StreamPipeline:
             if self._take_usage(chunk):
                 ready.append(chunk)
         for stream_filter in self.filters:
-            ready = [out for chunk in ready for out in stream_filter.on_chunk(chunk)]
+            ready = await _through(stream_filter, ready)
         if ready and self.ctx.timings.first_byte is None:
             self.ctx.timings.first_byte = time.monotonic()
         return b"".join(self.encoder.encode(c) for c in ready)
@@ -91,3 +91,12 @@ class StreamPipeline:
             return True
         chunk.pop("usage", None)
         return bool(chunk.get("choices")) or usage is None
+
+
+async def _through(
+    stream_filter: StreamFilter, chunks: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for chunk in chunks:
+        out.extend(await stream_filter.on_chunk(chunk))
+    return out
