@@ -17,15 +17,18 @@ from modelway.extension import StreamDecoder, StreamEncoder, StreamFilter
 
 
 def error_from_chunk(chunk: dict[str, Any]) -> GatewayError:
-    """A decoder's in-order error chunk (`{"error": {...}}`) as a GatewayError."""
+    """A decoder's in-order error chunk (`{"error": {...}}`) as a GatewayError.
+
+    The chunk may carry `type`, `code` and an HTTP-like `status` (e.g. 529 overloaded);
+    without a status the failure counts as a bad gateway (502).
+    """
     error = chunk.get("error")
     fields = error if isinstance(error, dict) else {}
-    message = fields.get("message")
-    code = fields.get("code")
+    message, kind, code, status = (fields.get(k) for k in ("message", "type", "code", "status"))
     return GatewayError(
-        502,
+        status if isinstance(status, int) and 400 <= status <= 599 else 502,
         message if isinstance(message, str) and message else "the backend's stream failed",
-        "server_error",
+        kind if isinstance(kind, str) and kind else "server_error",
         code if isinstance(code, str) else "upstream_stream_error",
     )
 

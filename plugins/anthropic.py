@@ -1,0 +1,218 @@
+"""Provider `anthropic`: Claude models through Anthropic's Messages API.
+
+Backends look like `{provider: anthropic, api_key: ..., model: claude-..., base_url: ...}`
+(base_url defaults to https://api.anthropic.com). Requests go to `POST {base_url}/v1/messages`
+with `x-api-key` and `anthropic-version`; translation in both directions is the pure code in
+`modelway.plugins.anthropic_wire`, this module adds the options, headers, SSE decoding and
+error handling.
+
+Errors keep their status (429 stays 429 with `retry-after`, 529 `overloaded_error` stays 529);
+the backend rejecting the gateway's own key becomes a 502 `upstream_auth_failed` that does
+not echo the key or the backend's message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelway import hookimpl
+from modelway.canonical import (
+    CanonicalRequest,
+    CanonicalResponse,
+    Operation,
+    UpstreamRequest,
+    Usage,
+)
+from modelway.config import BackendConfig
+from modelway.context import RequestContext
+from modelway.errors import GatewayError, upstream_error
+from modelway.extension import Provider, ProviderSpec
+from modelway.plugins.anthropic_wire import (
+    DEFAULT_VERSION,
+    StreamTranslator,
+    error_from_body,
+    message_to_completion,
+    request_to_anthropic,
+)
+from modelway.sse import SSEDecoder, SSEEvent
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+SAMPLING_REMOVED = "2026-10-21"
+"""The first `anthropic-version` without temperature, top_p and top_k."""
+
+
+class AnthropicOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str = DEFAULT_VERSION
+    """The `anthropic-version` header."""
+    default_max_tokens: int = Field(4096, ge=1)
+    """`max_tokens` when the client sends neither `max_tokens` nor `max_completion_tokens`
+    (Anthropic requires it)."""
+    beta: list[str] = Field(default_factory=list)
+    """Beta features, sent as the `anthropic-beta` header."""
+    sampling: bool | None = None
+    """Send `temperature` (capped at 1) and `top_p`. By default only with API versions
+    before 2026-10-21, which removed them (a request carrying them is a 400)."""
+
+    @property
+    def sends_sampling(self) -> bool:
+        return self.sampling if self.sampling is not None else self.version < SAMPLING_REMOVED
+
+
+class AnthropicStreamDecoder:
+    """Anthropic SSE bytes to canonical chunks, event by event.
+
+    A failure (an `error` event, an event that is not JSON, a stream that ends before
+    `message_delta`) becomes one error chunk `{"error": {"message", "type", "code"}}` after
+    the chunks that came before it; nothing follows it.
+    """
+
+    def __init__(self, created: int) -> None:
+        self._sse = SSEDecoder()
+        self._translator = StreamTranslator(created=created)
+        self._failed = False
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        return self._chunks(self._sse.feed(data), end=False)
+
+    def close(self) -> list[dict[str, Any]]:
+        return self._chunks(self._sse.close(), end=True)
+
+    def _chunks(self, events: list[SSEEvent], end: bool) -> list[dict[str, Any]]:
+        chunks: list[dict[str, Any]] = []
+        if self._failed:
+            return chunks
+        try:
+            for event in events:
+                chunks.extend(self._translator.event(_event_data(event)))
+            if end:
+                chunks.extend(self._translator.end())
+        except GatewayError as error:
+            self._failed = True
+            chunks.append(error_chunk(error))
+        return chunks
+
+
+def error_chunk(error: GatewayError) -> dict[str, Any]:
+    """A stream failure as the in-order error chunk the stream pipeline expects."""
+    return {"error": {"message": error.message, "type": error.type, "code": error.code}}
+
+
+def _event_data(event: SSEEvent) -> dict[str, Any]:
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise upstream_error(
+            502,
+            "the backend's stream has an event that is not a JSON object",
+            "upstream_invalid_stream",
+        )
+    if "type" not in data and event.event:
+        data["type"] = event.event
+    return data
+
+
+class AnthropicProvider(Provider):
+    options: AnthropicOptions
+
+    def __init__(self, backend: BackendConfig, options: BaseModel | None) -> None:
+        super().__init__(backend, options or AnthropicOptions())
+        self.url = messages_url(backend.base_url or DEFAULT_BASE_URL)
+        self._static_headers = self._headers()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json", "anthropic-version": self.options.version}
+        if self.options.beta:
+            headers["anthropic-beta"] = ",".join(self.options.beta)
+        headers.update(self.backend.headers)
+        return headers
+
+    def _auth(self, ctx: RequestContext) -> dict[str, str]:
+        if self.backend.auth == "passthrough":
+            key = ctx.client.api_key
+        else:
+            key = self.backend.api_key.get_secret_value() if self.backend.api_key else None
+        return {"x-api-key": key} if key else {}
+
+    def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
+        if request.operation is not Operation.CHAT:
+            raise GatewayError(
+                400,
+                f"backend '{self.backend.provider}' cannot serve {request.operation}",
+                code="unsupported_operation",
+            )
+        body = request_to_anthropic(
+            request.body,
+            default_max_tokens=self.options.default_max_tokens,
+            sampling=self.options.sends_sampling,
+        )
+        headers = {**self._static_headers, **self._auth(ctx)}
+        if request.stream:
+            headers["accept"] = "text/event-stream"
+        return UpstreamRequest(
+            "POST", self.url, headers, _dumps(body), self.backend.timeout_seconds
+        )
+
+    def parse_response(
+        self, ctx: RequestContext, request: CanonicalRequest, status: int, body: bytes
+    ) -> CanonicalResponse:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise upstream_error(
+                502, "the backend's answer is not an Anthropic message", "upstream_invalid_response"
+            )
+        completion = message_to_completion(data, created=int(time.time()))
+        return CanonicalResponse(completion, Usage.from_openai(completion["usage"]), status)
+
+    def stream_decoder(
+        self, ctx: RequestContext, request: CanonicalRequest
+    ) -> AnthropicStreamDecoder:
+        return AnthropicStreamDecoder(int(time.time()))
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
+        if status in (401, 403) and self.backend.auth == "gateway":
+            return upstream_error(
+                502,
+                f"the backend rejected the gateway's credentials "
+                f"(HTTP {status}); check the backend's api_key",
+                "upstream_auth_failed",
+            )
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        return error_from_body(status, data)
+
+
+def messages_url(base_url: str) -> str:
+    """`{base_url}/v1/messages`; a base URL that already ends in /v1 is not doubled."""
+    base = base_url.rstrip("/")
+    return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@hookimpl
+def modelway_providers() -> list[ProviderSpec]:
+    return [
+        ProviderSpec(
+            "anthropic",
+            AnthropicProvider,
+            AnthropicOptions,
+            "Anthropic's Messages API (Claude models)",
+            requires_api_key=True,
+            default_hosts=("api.anthropic.com",),
+        )
+    ]
