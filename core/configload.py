@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,14 @@ class ConfigSource:
     name: str
     text: str
     root: yaml.Node | None
+    substituted: set[tuple[str | int, ...]] = field(default_factory=set)
+    """YAML paths whose value came (at least partly) from an environment variable."""
+
+    def show(self, loc: Loc, value: object) -> str:
+        """`value` quoted for an error message, unless it came from the environment."""
+        if tuple(loc) in self.substituted:
+            return "(a value from an environment variable)"
+        return f"'{value}'"
 
     def line_of(self, loc: Loc) -> int | None:
         node = self.root
@@ -54,8 +62,20 @@ def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
             if key_node.value == key:
                 return value_node
         return None
-    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-        return node.value[key]
+    if isinstance(node, yaml.SequenceNode):
+        if isinstance(key, int):
+            return node.value[key] if key < len(node.value) else None
+        return _list_item(node, key)
+    return None
+
+
+def _list_item(node: yaml.SequenceNode, key: str) -> yaml.Node | None:
+    """An item of a list of names (or of one-key mappings) found by its name."""
+    for item in node.value:
+        if isinstance(item, yaml.ScalarNode) and item.value == key:
+            return item
+        if isinstance(item, yaml.MappingNode) and any(k.value == key for k, _ in item.value):
+            return _child(item, key)
     return None
 
 
@@ -127,9 +147,12 @@ def _substitute_tree(
 ) -> Any:
     if isinstance(value, str):
         try:
-            return substitute(value, environ)
+            result = substitute(value, environ)
         except MissingVariable as exc:
             raise source.error([(loc, str(exc))]) from None
+        if result != value:
+            source.substituted.add(loc)
+        return result
     if isinstance(value, dict):
         return {k: _substitute_tree(v, environ, (*loc, k), source) for k, v in value.items()}
     if isinstance(value, list):

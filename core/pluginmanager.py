@@ -34,6 +34,10 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "vertex": "modelway.plugins.vertex",
     "azure": "modelway.plugins.azure",
     "bedrock": "modelway.plugins.bedrock",
+    "enrich": "modelway.plugins.enrich",
+    "pii_guard": "modelway.plugins.pii_guard",
+    "webhook_guard": "modelway.plugins.webhook_guard",
+    "moderation_guard": "modelway.plugins.moderation_guard",
 }
 # Always enabled: the gateway does not work without an API, a router and its access log.
 CORE_PLUGINS: tuple[str, ...] = ("openai_api", "router", "access_log")

@@ -49,6 +49,8 @@ class _Announce:
 class GatewayServer:
     """One gateway process: a mitmproxy master with the modelway addon."""
 
+    _running = False
+
     def __init__(
         self,
         gateway: Gateway,
@@ -82,6 +84,16 @@ class GatewayServer:
         )
 
     async def run(self, on_ready: Ready | None = None, handle_signals: bool = True) -> None:
+        # mitmproxy keeps its master in a process-wide context: two at once would mix flows.
+        if GatewayServer._running:
+            raise RuntimeError("a gateway already runs in this process; run one at a time")
+        GatewayServer._running = True
+        try:
+            await self._run(on_ready, handle_signals)
+        finally:
+            GatewayServer._running = False
+
+    async def _run(self, on_ready: Ready | None, handle_signals: bool) -> None:
         self.master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
         self.master.addons.add(ModelwayAddon(self.engine), _Announce(on_ready))
         self._configure(self.master)

@@ -21,7 +21,7 @@ from modelway.configload import ConfigSource, Loc, validation_problems
 from modelway.errors import ConfigError
 from modelway.extension import IngressAPI, Policy, PolicySpec, Provider, ProviderSpec
 from modelway.hooks import Hooks
-from modelway.pluginmanager import enabled_names, make_plugin_manager
+from modelway.pluginmanager import available_plugins, enabled_names, make_plugin_manager
 
 
 @dataclass(eq=False)
@@ -151,13 +151,14 @@ def build_gateway(
 ) -> Gateway:
     """Resolve `config` into a Gateway, or raise ConfigError naming every problem."""
     names = enabled_names(config.plugins.keys() if config.plugins is not None else None)
+    _check_plugin_names(names, source, {name for name, _ in extra_plugins})
     pm = make_plugin_manager(names, extra_plugins)
     hooks = Hooks(pm)
     problems: list[tuple[Loc, str]] = []
     settings = _plugin_settings(pm, names, config, problems)
     providers, policy_specs = hooks.providers(), hooks.policies()
-    backends, notices = _backends(config, providers, problems)
-    routes = _routes(config, backends, policy_specs, problems, notices)
+    backends, notices = _backends(config, source, providers, problems)
+    routes = _routes(config, source, backends, policy_specs, problems, notices)
     if problems:
         raise source.error(problems)
     gateway = Gateway(
@@ -180,9 +181,19 @@ def build_gateway(
         raise
     except Exception as exc:
         raise ConfigError(
-            f"a plugin rejected the configuration: {type(exc).__name__}: {exc}"
+            f"{source.name}: a plugin rejected the configuration: {type(exc).__name__}: {exc}"
         ) from exc
     return gateway
+
+
+def _check_plugin_names(names: list[str], source: ConfigSource, extra: set[str]) -> None:
+    known = available_plugins()
+    unknown = [n for n in names if n not in known and n not in extra]
+    if unknown:
+        listing = ", ".join(sorted(known))
+        raise source.error(
+            [(("plugins", n), f"unknown plugin '{n}' (available: {listing})") for n in unknown]
+        )
 
 
 def _validate(model: type[BaseModel], data: Any, loc: Loc, problems: list) -> BaseModel | None:
@@ -211,7 +222,7 @@ def _plugin_settings(
 
 
 def _backends(
-    config: GatewayConfig, providers: dict[str, ProviderSpec], problems: list
+    config: GatewayConfig, source: ConfigSource, providers: dict[str, ProviderSpec], problems: list
 ) -> tuple[dict[str, Backend], list[str]]:
     backends: dict[str, Backend] = {}
     notices: list[str] = []
@@ -223,7 +234,7 @@ def _backends(
             problems.append(
                 (
                     (*loc, "provider"),
-                    f"unknown provider '{backend.provider}' "
+                    f"unknown provider {source.show((*loc, 'provider'), backend.provider)} "
                     f"(enabled providers: {known}; is its plugin enabled?)",
                 )
             )
@@ -267,6 +278,7 @@ def _provider_options(
 
 def _routes(
     config: GatewayConfig,
+    source: ConfigSource,
     backends: dict[str, Backend],
     policy_specs: dict[str, PolicySpec],
     problems: list,
@@ -276,7 +288,7 @@ def _routes(
     for index, route in enumerate(config.routes):
         loc: Loc = ("routes", index)
         name = route.name or f"route{index}"
-        targets = _targets(route, loc, config, backends, problems)
+        targets = _targets(route, loc, config, source, backends, problems)
         policies = _policies(route, loc, policy_specs, problems)
         if targets:
             routes.append(Route.compile(name, route, targets, policies))
@@ -289,6 +301,7 @@ def _targets(
     route: RouteConfig,
     loc: Loc,
     config: GatewayConfig,
+    source: ConfigSource,
     backends: dict[str, Backend],
     problems: list,
 ) -> list[Target] | None:
@@ -299,7 +312,8 @@ def _targets(
         )
         if target.backend not in config.backends:
             known = ", ".join(config.backends) or "none defined"
-            problems.append((where, f"unknown backend '{target.backend}' (backends: {known})"))
+            shown = source.show(where, target.backend)
+            problems.append((where, f"unknown backend {shown} (backends: {known})"))
             return None
         if target.backend in backends:
             targets.append(Target(backends[target.backend], target.weight, target.model))

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_TEXT_LINE_END = re.compile(r"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,32 +24,43 @@ class SSEEvent:
 class SSEDecoder:
     """Feed bytes as they arrive; get back the events they complete."""
 
-    __slots__ = ("_buffer", "_data", "_event", "_id")
+    __slots__ = ("_bom_checked", "_buffer", "_data", "_event", "_id", "_skip_lf")
 
     def __init__(self) -> None:
         self._buffer = b""
         self._data: list[str] = []
         self._event: str | None = None
         self._id: str | None = None
+        self._skip_lf = False
+        self._bom_checked = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buffer = self._buffer + chunk if self._buffer else chunk
+        if not self._bom_checked:
+            if len(buffer) < len(_BOM) and _BOM.startswith(buffer):
+                self._buffer = buffer  # maybe a byte-order mark split across reads
+                return []
+            buffer = buffer.removeprefix(_BOM)
+            self._bom_checked = True
+        if self._skip_lf and buffer:
+            # the previous read ended in CR: a LF now is the second half of that CRLF
+            buffer = buffer.removeprefix(b"\n")
+            self._skip_lf = False
         events: list[SSEEvent] = []
         start = 0
         for match in _LINE_END.finditer(buffer):
-            if match.group() == b"\r" and match.end() == len(buffer):
-                break  # a CR at the end may be the first half of CRLF
             self._line(buffer[start : match.start()], events)
             start = match.end()
+            self._skip_lf = match.group() == b"\r" and start == len(buffer)
         self._buffer = buffer[start:]
         return events
 
     def close(self) -> list[SSEEvent]:
         """End of stream: a last event without its blank line is still delivered."""
         events: list[SSEEvent] = []
-        if self._buffer:
-            self._line(self._buffer.rstrip(b"\r"), events)
-            self._buffer = b""
+        if self._buffer and not (not self._bom_checked and _BOM.startswith(self._buffer)):
+            self._line(self._buffer, events)
+        self._buffer = b""
         self._line(b"", events)
         return events
 
@@ -76,5 +89,5 @@ def encode_event(data: str, event: str | None = None) -> bytes:
     head = f"event: {event}\n" if event else ""
     if "\n" not in data and "\r" not in data:
         return f"{head}data: {data}\n\n".encode()
-    lines = "".join(f"data: {line}\n" for line in data.splitlines())
+    lines = "".join(f"data: {line}\n" for line in _TEXT_LINE_END.split(data))
     return f"{head}{lines}\n".encode()

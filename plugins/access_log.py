@@ -38,7 +38,13 @@ class AccessLogPlugin:
         if not settings.enabled:
             return
         if settings.path:
-            self._out, self._owned = open(settings.path, "a", encoding="utf-8"), True  # noqa: SIM115
+            try:
+                self._out, self._owned = open(settings.path, "a", encoding="utf-8"), True  # noqa: SIM115
+            except OSError as exc:
+                where = ("plugins", "access_log", "path")
+                raise gateway.source.error(
+                    [(where, f"cannot open the file: {exc.strerror}")]
+                ) from None
         else:
             self._out, self._owned = sys.stdout, False
 

@@ -41,8 +41,9 @@ def write_config(directory: Path, text: str, name: str = "gateway.yaml") -> Path
 
 
 @contextmanager
-def run_gateway(config: Path | str, extra_plugins: tuple[tuple[str, Any], ...] = (),
-                port: int = 0) -> Iterator[RunningGateway]:
+def run_gateway(
+    config: Path | str, extra_plugins: tuple[tuple[str, Any], ...] = (), port: int = 0
+) -> Iterator[RunningGateway]:
     """Start a gateway on an ephemeral port and stop it (gracefully) on exit."""
     gateway = load_gateway(str(config), extra_plugins)
     server = GatewayServer(gateway, host="127.0.0.1", port=port)

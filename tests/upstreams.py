@@ -55,29 +55,55 @@ def chat_reply_text(request: dict[str, Any]) -> str:
 def openai_completion(request: dict[str, Any], text: str | None = None) -> dict[str, Any]:
     text = chat_reply_text(request) if text is None else text
     return {
-        "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1700000000,
+        "id": "chatcmpl-upstream",
+        "object": "chat.completion",
+        "created": 1700000000,
         "model": request["model"],
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": "stop", "logprobs": None}],
-        "usage": {"prompt_tokens": 7, "completion_tokens": len(text.split()),
-                  "total_tokens": 7 + len(text.split())},
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 7,
+            "completion_tokens": len(text.split()),
+            "total_tokens": 7 + len(text.split()),
+        },
     }
 
 
 def openai_stream_chunks(request: dict[str, Any], pieces: list[str] | None = None) -> list[bytes]:
     pieces = pieces if pieces is not None else chat_reply_text(request).split(" ")
     usage_on = (request.get("stream_options") or {}).get("include_usage") is True
-    base = {"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1700000000,
-            "model": request["model"]}
+    base = {
+        "id": "chatcmpl-upstream",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": request["model"],
+    }
     extra = {"usage": None} if usage_on else {}
     out = []
     for index, piece in enumerate(pieces):
         delta = {"role": "assistant", "content": piece} if index == 0 else {"content": " " + piece}
-        out.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}], **extra})
+        out.append(
+            {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}], **extra}
+        )
     out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], **extra})
     if usage_on:
-        out.append({**base, "choices": [], "usage": {"prompt_tokens": 7,
-                    "completion_tokens": len(pieces), "total_tokens": 7 + len(pieces)}})
+        out.append(
+            {
+                **base,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 7,
+                    "completion_tokens": len(pieces),
+                    "total_tokens": 7 + len(pieces),
+                },
+            }
+        )
     return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in out] + [b"data: [DONE]\n\n"]
 
 
@@ -86,15 +112,22 @@ def openai_behavior(received: Received) -> Reply:
     if received.path.endswith("/embeddings"):
         request = received.json
         inputs = request["input"] if isinstance(request["input"], list) else [request["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
-                for i, _ in enumerate(inputs)]
-        body = {"object": "list", "data": data, "model": request["model"],
-                "usage": {"prompt_tokens": 2, "total_tokens": 2}}
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+            for i, _ in enumerate(inputs)
+        ]
+        body = {
+            "object": "list",
+            "data": data,
+            "model": request["model"],
+            "usage": {"prompt_tokens": 2, "total_tokens": 2},
+        }
         return Reply(body=json.dumps(body).encode())
     request = received.json
     if request.get("stream"):
-        return Reply(headers={"content-type": "text/event-stream"},
-                     chunks=openai_stream_chunks(request))
+        return Reply(
+            headers={"content-type": "text/event-stream"}, chunks=openai_stream_chunks(request)
+        )
     return Reply(body=json.dumps(openai_completion(request)).encode())
 
 
@@ -144,9 +177,12 @@ def _handler_class(owner: UpstreamServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
-            received = Received(self.command, self.path,
-                                {k.lower(): v for k, v in self.headers.items()},
-                                self.rfile.read(length))
+            received = Received(
+                self.command,
+                self.path,
+                {k.lower(): v for k, v in self.headers.items()},
+                self.rfile.read(length),
+            )
             owner.received.append(received)
             reply = owner.behavior(received)
             if reply.raw is not None:
