@@ -83,6 +83,8 @@ class SplitConfig(Strict):
 
     targets: list[TargetConfig] = Field(min_length=1)
     cohort: str | None = None
+    force_header: str | None = None
+    """A request header naming a target's backend forces that variant (for testing)."""
 
     @field_validator("cohort")
     @classmethod
@@ -98,27 +100,80 @@ class SplitConfig(Strict):
         return self
 
 
+Trigger = Literal[
+    "connect", "dns", "tls", "connect_timeout", "timeout", "slow", "disconnect", "5xx", "429"
+]
+ALL_TRIGGERS: tuple[str, ...] = (
+    "connect",
+    "dns",
+    "tls",
+    "connect_timeout",
+    "timeout",
+    "slow",
+    "disconnect",
+    "5xx",
+    "429",
+)
+
+
+class FailoverConfig(Strict):
+    """Priority groups tried in order after the primary target, and what makes them tried.
+
+    Within a group, backends are load-balanced (a random order per request). `slow` means no
+    response headers within `first_byte_timeout_seconds`.
+    """
+
+    groups: list[list[str]] = Field(default_factory=list)
+    # Not `on`: YAML 1.1 reads that key as the boolean true.
+    retry_on: list[Trigger] = Field(default_factory=lambda: list(ALL_TRIGGERS))  # type: ignore[arg-type]
+    max_attempts: int = Field(3, ge=1, le=20)
+    budget_seconds: float | None = Field(None, gt=0)
+    first_byte_timeout_seconds: float | None = Field(None, gt=0)
+    continue_streams: bool = False
+    """Mid-stream failure: continue the answer on the next backend inside the same stream."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _groups_shorthand(cls, value: Any) -> Any:
+        return {"groups": value} if isinstance(value, list) else value
+
+
 class RouteConfig(Strict):
-    """A route: what it matches, where it sends (`backend` or `split`), which policies apply."""
+    """A route: what it matches, where it sends, how it fails over, which policies apply.
+
+    The primary destination is `backend` or `split`; `failover` adds priority groups (and may
+    stand alone: then its first group is the primary).
+    """
 
     name: str | None = None
     match: MatchConfig = Field(default_factory=MatchConfig)
     backend: str | None = None
     split: SplitConfig | None = None
+    failover: FailoverConfig | None = None
     policies: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_destination(self) -> RouteConfig:
-        if (self.backend is None) == (self.split is None):
-            raise ValueError("a route needs exactly one of 'backend' or 'split'")
+        if self.backend is not None and self.split is not None:
+            raise ValueError("a route takes exactly one of 'backend' or 'split', not both")
+        if self.backend is None and self.split is None and not self._groups:
+            raise ValueError(
+                "a route needs exactly one of 'backend' or 'split' (or only 'failover' groups)"
+            )
         return self
 
     @property
+    def _groups(self) -> list[list[str]]:
+        return [g for g in (self.failover.groups if self.failover else []) if g]
+
+    @property
     def targets(self) -> list[TargetConfig]:
+        """The primary targets (without the failover groups)."""
         if self.split is not None:
             return self.split.targets
-        assert self.backend is not None
-        return [TargetConfig(backend=self.backend)]
+        if self.backend is not None:
+            return [TargetConfig(backend=self.backend)]
+        return [TargetConfig(backend=name) for name in self._groups[0]]
 
 
 class GatewayConfig(Strict):

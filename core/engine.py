@@ -8,7 +8,6 @@ at the relay server, which produces the client's stream as it arrives.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import json
 import logging
@@ -17,19 +16,18 @@ import time
 import uuid
 from typing import Any
 
-from aiohttp import web
 from mitmproxy import http
 
 from modelway.accesslog import access_record
 from modelway.clients import KeyCheck, client_info
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, not_found
-from modelway.executor import complete, open_upstream
+from modelway.executor import complete
 from modelway.extension import IngressAPI
 from modelway.relay import RelayServer
 from modelway.runtime import Gateway
-from modelway.streaming import StreamPipeline
-from modelway.upstream import HttpTransport, UpstreamFailure
+from modelway.streamjobs import StreamJobs, served_headers
+from modelway.upstream import HttpTransport
 
 logger = logging.getLogger("modelway")
 
@@ -47,17 +45,22 @@ class Engine:
             gateway.config.gateway.connect_timeout_seconds,
             gateway.config.gateway.upstream_timeout_seconds,
         )
-        self.relay = RelayServer(self._relay_stream)
+        self.streams = StreamJobs(self)
+        self.relay = RelayServer(self.streams.serve)
         self.inflight = 0
         self.draining = False
         self._idle = asyncio.Event()
         self.gateway = gateway
         self._keys = KeyCheck([])
         self.forward = False
-        self._streams: set[asyncio.Task[Any]] = set()
+        self.shared: dict[str, Any] = gateway.shared
         self.use(gateway)
 
     def use(self, gateway: Gateway) -> None:
+        if gateway.shared is not self.shared:  # built without the engine's shared state
+            for key, value in gateway.shared.items():
+                self.shared.setdefault(key, value)
+            gateway.shared = self.shared
         self.gateway = gateway
         settings = gateway.config.gateway
         self._keys = KeyCheck(k.get_secret_value() for k in settings.api_keys)
@@ -99,9 +102,7 @@ class Engine:
 
     async def cut_streams(self) -> None:
         """End every stream still open with an error event the client can see."""
-        for task in list(self._streams):
-            task.cancel()
-        await asyncio.sleep(0.2)  # let mitmproxy forward the final events to the clients
+        await self.streams.cut()
         await self.relay.stop()
 
     # ----------------------------------------------------------------------------- hooks
@@ -249,9 +250,7 @@ class Engine:
         ctx.status = status
         headers = {
             "content-type": content_type,
-            "x-request-id": ctx.id,
-            "request-id": ctx.id,
-            **self._served_headers(ctx),
+            **served_headers(ctx),
             **(extra or {}),
         }
         if self.draining:
@@ -269,17 +268,6 @@ class Engine:
         content_type = headers.pop("content-type", "application/json")
         self._answer(flow, ctx, error.status, api.error_body(error), content_type, headers)
 
-    @staticmethod
-    def _served_headers(ctx: RequestContext) -> dict[str, str]:
-        out = {}
-        if ctx.route is not None:
-            out["x-modelway-route"] = ctx.route.name
-        if ctx.served_by is not None:
-            out["x-modelway-backend"] = ctx.served_by.backend.name
-            if ctx.served_by.variant:
-                out["x-modelway-variant"] = ctx.served_by.variant
-        return out
-
     # ----------------------------------------------------------------------------- streams
 
     def _point_at_relay(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
@@ -290,111 +278,6 @@ class Engine:
         request.headers = http.Headers(host=f"127.0.0.1:{self.relay.port}", content_length="0")
         request.content = b""
         flow.metadata[RELAYED] = True
-
-    async def _relay_stream(
-        self, ctx: RequestContext, web_request: web.Request
-    ) -> web.StreamResponse:
-        api = ctx.api
-        assert api is not None and ctx.request is not None
-        try:
-            attempt, request, upstream = await open_upstream(self.gateway, self.transport, ctx)
-        except GatewayError as error:
-            return self._relay_error(ctx, api, error)
-        content_type = upstream.headers.get("content-type", "")
-        if not any(t in content_type for t in attempt.backend.provider.stream_content_types):
-            upstream.release()
-            return self._relay_error(
-                ctx,
-                api,
-                GatewayError(
-                    502,
-                    f"backend '{attempt.backend.name}' did not answer with a stream",
-                    "server_error",
-                    "upstream_not_streaming",
-                ),
-            )
-        ctx.served_by = attempt
-        encoder = api.stream_encoder(ctx)
-        filters = [
-            f for p in (ctx.route.policies if ctx.route else ()) if (f := p.stream_filter(ctx))
-        ]
-        pipeline = StreamPipeline(
-            ctx, attempt.backend.provider.stream_decoder(ctx, request), filters, encoder
-        )
-        response = web.StreamResponse(
-            status=200,
-            headers={
-                "content-type": encoder.content_type,
-                "cache-control": "no-cache",
-                "x-request-id": ctx.id,
-                "request-id": ctx.id,
-                **self._served_headers(ctx),
-            },
-        )
-        await response.prepare(web_request)
-        task = asyncio.current_task()
-        assert task is not None
-        self._streams.add(task)
-        try:
-            await self._pump(ctx, upstream, pipeline, response, attempt.backend.name)
-        finally:
-            self._streams.discard(task)
-        return response
-
-    async def _pump(
-        self,
-        ctx: RequestContext,
-        upstream: Any,
-        pipeline: StreamPipeline,
-        response: web.StreamResponse,
-        backend: str,
-    ) -> None:
-        try:
-            async for data in upstream.iter_chunks():
-                out = await pipeline.feed(data)
-                if out:
-                    await response.write(out)
-                if pipeline.error is not None:
-                    raise pipeline.error
-            await response.write(await pipeline.close())
-            if pipeline.error is not None:
-                raise pipeline.error
-        except (UpstreamFailure, GatewayError) as exc:
-            error = exc.as_error(backend) if isinstance(exc, UpstreamFailure) else exc
-            ctx.error = error
-            await self._write_quietly(response, pipeline.encoder.error(error))
-        except ConnectionError:
-            ctx.error = GatewayError(
-                499, "the client closed the stream", "client_error", "client_closed"
-            )
-        except asyncio.CancelledError:
-            # The shutdown grace period ran out: tell the client why its stream ends.
-            ctx.error = GatewayError(
-                503, "the gateway is shutting down", "server_error", "shutdown"
-            )
-            await self._write_quietly(response, pipeline.encoder.error(ctx.error))
-            await self._write_quietly(response, b"", eof=True)
-            raise
-        finally:
-            upstream.release()
-        await self._write_quietly(response, b"", eof=True)
-
-    @staticmethod
-    async def _write_quietly(response: web.StreamResponse, data: bytes, eof: bool = False) -> None:
-        with contextlib.suppress(ConnectionError):
-            await (response.write_eof() if eof else response.write(data))
-
-    def _relay_error(
-        self, ctx: RequestContext, api: IngressAPI, error: GatewayError
-    ) -> web.Response:
-        ctx.error = error
-        headers = {
-            **api.error_headers(error),
-            "x-request-id": ctx.id,
-            "request-id": ctx.id,
-            **self._served_headers(ctx),
-        }
-        return web.Response(status=error.status, body=api.error_body(error), headers=headers)
 
 
 def _request_id(given: str | None) -> str:

@@ -6,10 +6,11 @@ long as nothing has reached the client; the last error is what the client sees.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from modelway.canonical import CanonicalRequest, CanonicalResponse
+from modelway.canonical import CanonicalRequest, CanonicalResponse, UpstreamRequest
 from modelway.context import Attempt, AttemptOutcome, RequestContext
 from modelway.errors import GatewayError
 from modelway.extension import Provider, Transport, UpstreamResponse
@@ -38,6 +39,8 @@ async def open_upstream(
     last: GatewayError | None = None
     deadline = _deadline(ctx)
     for attempt in ctx.plan.attempts[: ctx.plan.max_attempts]:
+        if any(tried is attempt for tried in ctx.attempts):
+            continue  # a continuation mid-stream moves on to the attempts not yet made
         if deadline is not None and time.monotonic() > deadline:
             break
         try:
@@ -69,15 +72,20 @@ async def _try(
     started = time.monotonic()
     ctx.timings.upstream_start = ctx.timings.upstream_start or started
     try:
-        response = await (backend.provider.transport or transport).send(wire, stream=request.stream)
+        response = await _send(ctx, backend.provider.transport or transport, wire, request.stream)
     except UpstreamFailure as exc:
-        _report(gateway, ctx, attempt, AttemptOutcome(False, None, exc.kind, True), started)
-        raise _Retriable(exc.as_error(backend.name)) from exc
+        retriable = _triggered(ctx, _FAILURE_TRIGGER.get(exc.kind, "disconnect"))
+        _report(gateway, ctx, attempt, AttemptOutcome(False, None, exc.kind, retriable), started)
+        error = exc.as_error(backend.name)
+        if retriable:
+            raise _Retriable(error) from exc
+        raise error from exc
     if response.status < 400:
         _report(gateway, ctx, attempt, AttemptOutcome(True, response.status), started)
         return request, response
     error = await _error_from(backend.provider, response, backend.name)
-    retriable = response.status >= 500 or response.status == 429
+    trigger = "429" if response.status == 429 else ("5xx" if response.status >= 500 else None)
+    retriable = trigger is not None and _triggered(ctx, trigger)
     outcome = AttemptOutcome(
         False, response.status, f"http_{response.status}", retriable, _retry_after(response)
     )
@@ -85,6 +93,40 @@ async def _try(
     if retriable:
         raise _Retriable(error)
     raise error
+
+
+# Transport failure kinds (see modelway.upstream.classify) as failover triggers.
+_FAILURE_TRIGGER = {
+    "connect": "connect",
+    "dns": "dns",
+    "tls": "tls",
+    "connect_timeout": "connect_timeout",
+    "timeout": "timeout",
+    "slow": "slow",
+    "disconnect": "disconnect",
+}
+
+
+def _triggered(ctx: RequestContext, trigger: str) -> bool:
+    """Whether this kind of failure moves on to the next attempt on this route."""
+    failover = ctx.route.config.failover if ctx.route else None
+    return failover is None or trigger in failover.retry_on
+
+
+async def _send(
+    ctx: RequestContext, transport: Transport, wire: UpstreamRequest, stream: bool
+) -> UpstreamResponse:
+    """Send, bounded by the route's time-to-first-byte limit when it has one."""
+    failover = ctx.route.config.failover if ctx.route else None
+    limit = failover.first_byte_timeout_seconds if failover else None
+    if limit is None:
+        return await transport.send(wire, stream=stream)
+    try:
+        return await asyncio.wait_for(transport.send(wire, stream=stream), limit)
+    except TimeoutError:
+        raise UpstreamFailure(
+            "slow", 504, f"the backend did not start answering within {limit:g}s"
+        ) from None
 
 
 async def _error_from(provider: Provider, response: UpstreamResponse, backend: str) -> GatewayError:

@@ -38,6 +38,8 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "pii_guard": "modelway.plugins.pii_guard",
     "webhook_guard": "modelway.plugins.webhook_guard",
     "moderation_guard": "modelway.plugins.moderation_guard",
+    "health": "modelway.plugins.health:HealthPlugin",
+    "stats": "modelway.plugins.stats:StatsPlugin",
 }
 # Always enabled: the gateway does not work without an API, a router and its access log.
 CORE_PLUGINS: tuple[str, ...] = ("openai_api", "router", "access_log")

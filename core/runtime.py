@@ -49,6 +49,8 @@ class Route:
     config: RouteConfig
     targets: list[Target]
     policies: list[Policy]
+    groups: list[list[Backend]] = field(default_factory=list)
+    """Failover priority groups, tried in order after the primary target."""
     _models: frozenset[str] = frozenset()
     _model_globs: re.Pattern[str] | None = None
     _path: re.Pattern[str] | None = None
@@ -57,7 +59,12 @@ class Route:
 
     @classmethod
     def compile(
-        cls, name: str, config: RouteConfig, targets: list[Target], policies: list[Policy]
+        cls,
+        name: str,
+        config: RouteConfig,
+        targets: list[Target],
+        policies: list[Policy],
+        groups: list[list[Backend]] | None = None,
     ) -> Route:
         exact = frozenset(m for m in config.match.models if not _is_glob(m))
         globs = [fnmatch.translate(m) for m in config.match.models if _is_glob(m)]
@@ -67,6 +74,7 @@ class Route:
             config,
             targets,
             policies,
+            groups or [],
             _models=exact,
             _model_globs=re.compile("|".join(globs)) if globs else None,
             _path=_glob(match.path),
@@ -116,6 +124,9 @@ class Gateway:
     routes: list[Route]
     settings: dict[str, BaseModel | None] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    shared: dict[str, Any] = field(default_factory=dict)
+    """State that outlives a configuration reload (backend health, statistics): the engine
+    hands the same dict to every Gateway it serves. Plugins key it by their own name."""
 
     def plugin_settings(self, name: str) -> Any:
         """The validated settings of plugin `name` (its `Settings` model), or None."""
@@ -147,7 +158,10 @@ class Gateway:
 
 
 def build_gateway(
-    config: GatewayConfig, source: ConfigSource, extra_plugins: Iterable[tuple[str, object]] = ()
+    config: GatewayConfig,
+    source: ConfigSource,
+    extra_plugins: Iterable[tuple[str, object]] = (),
+    shared: dict[str, Any] | None = None,
 ) -> Gateway:
     """Resolve `config` into a Gateway, or raise ConfigError naming every problem."""
     names = enabled_names(config.plugins.keys() if config.plugins is not None else None)
@@ -174,6 +188,7 @@ def build_gateway(
         routes,
         settings,
         notices,
+        {} if shared is None else shared,
     )
     try:
         hooks.configure(gateway)
@@ -289,9 +304,10 @@ def _routes(
         loc: Loc = ("routes", index)
         name = route.name or f"route{index}"
         targets = _targets(route, loc, config, source, backends, problems)
+        groups = _groups(route, loc, config, source, backends, problems)
         policies = _policies(route, loc, policy_specs, problems)
         if targets:
-            routes.append(Route.compile(name, route, targets, policies))
+            routes.append(Route.compile(name, route, targets, policies, groups))
         elif targets is not None:
             notices.append(f"route '{name}' is skipped: all its backends are skipped")
     return routes
@@ -307,17 +323,48 @@ def _targets(
 ) -> list[Target] | None:
     targets: list[Target] = []
     for t_index, target in enumerate(route.targets):
-        where = (
-            (*loc, "backend") if route.backend else (*loc, "split", "targets", t_index, "backend")
-        )
-        if target.backend not in config.backends:
-            known = ", ".join(config.backends) or "none defined"
-            shown = source.show(where, target.backend)
-            problems.append((where, f"unknown backend {shown} (backends: {known})"))
+        if route.backend:
+            where: Loc = (*loc, "backend")
+        elif route.split:
+            where = (*loc, "split", "targets", t_index, "backend")
+        else:
+            where = (*loc, "failover", "groups", 0, t_index)
+        if not _known_backend(target.backend, where, config, source, problems):
             return None
         if target.backend in backends:
             targets.append(Target(backends[target.backend], target.weight, target.model))
     return targets
+
+
+def _known_backend(
+    name: str, where: Loc, config: GatewayConfig, source: ConfigSource, problems: list
+) -> bool:
+    if name in config.backends:
+        return True
+    known = ", ".join(config.backends) or "none defined"
+    problems.append((where, f"unknown backend {source.show(where, name)} (backends: {known})"))
+    return False
+
+
+def _groups(
+    route: RouteConfig,
+    loc: Loc,
+    config: GatewayConfig,
+    source: ConfigSource,
+    backends: dict[str, Backend],
+    problems: list,
+) -> list[list[Backend]]:
+    """The failover groups as live backends (skipped optional backends left out)."""
+    groups: list[list[Backend]] = []
+    for g_index, group in enumerate(route.failover.groups if route.failover else []):
+        live = []
+        for b_index, name in enumerate(group):
+            where = (*loc, "failover", "groups", g_index, b_index)
+            if _known_backend(name, where, config, source, problems) and name in backends:
+                live.append(backends[name])
+        if live:
+            groups.append(live)
+    return groups
 
 
 def _policies(
@@ -339,9 +386,16 @@ def _policies(
     return policies
 
 
-def load_gateway(path: str | None, extra_plugins: Iterable[tuple[str, object]] = ()) -> Gateway:
-    """Read, validate and resolve a configuration file (the packaged default when None)."""
+def load_gateway(
+    path: str | None,
+    extra_plugins: Iterable[tuple[str, object]] = (),
+    shared: dict[str, Any] | None = None,
+) -> Gateway:
+    """Read, validate and resolve a configuration file (the packaged default when None).
+
+    `shared` is the state kept across reloads (see `Gateway.shared`).
+    """
     from modelway.configload import load_config
 
     config, source = load_config(path)
-    return build_gateway(config, source, extra_plugins)
+    return build_gateway(config, source, extra_plugins, shared)

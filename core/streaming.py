@@ -49,6 +49,25 @@ class StreamPipeline:
         self.keep_usage = ctx.request.client_wants_usage
         self.error: GatewayError | None = None
         """Set when the upstream stream failed; the bytes returned so far are still valid."""
+        self.text: list[str] = []
+        """The answer's text so far (choice 0, before filters), for a continuation."""
+        self.has_tool_calls = False
+        self._usage_before = Usage()
+        self._continuing = False
+
+    @property
+    def can_continue(self) -> bool:
+        """Whether another backend could pick the answer up where it broke off."""
+        request = self.ctx.request
+        single = request is None or request.body.get("n") in (None, 1)
+        return single and not self.has_tool_calls and bool(self.text)
+
+    def resume(self, decoder: StreamDecoder) -> None:
+        """Carry on in the same client stream with another backend's stream."""
+        self.decoder = decoder
+        self.error = None
+        self._usage_before = self.ctx.usage or self._usage_before
+        self._continuing = True
 
     async def feed(self, data: bytes) -> bytes:
         """Client bytes for `data`; check `error` afterwards."""
@@ -77,6 +96,7 @@ class StreamPipeline:
             if "error" in chunk and not chunk.get("choices"):
                 self.error = error_from_chunk(chunk)
                 break
+            self._observe(chunk)
             if self._take_usage(chunk):
                 ready.append(chunk)
         for stream_filter in self.filters:
@@ -85,15 +105,36 @@ class StreamPipeline:
             self.ctx.timings.first_byte = time.monotonic()
         return b"".join(self.encoder.encode(c) for c in ready)
 
+    def _observe(self, chunk: dict[str, Any]) -> None:
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if self._continuing:
+                delta.pop("role", None)  # the client already has the answer's first chunk
+            if delta.get("tool_calls"):
+                self.has_tool_calls = True
+            if choice.get("index", 0) == 0 and isinstance(delta.get("content"), str):
+                self.text.append(delta["content"])
+
     def _take_usage(self, chunk: dict[str, Any]) -> bool:
         """Record usage; False when the chunk only existed to carry usage nobody asked for."""
         usage = Usage.from_openai(chunk.get("usage"))
         if usage is not None:
+            usage.add(self._usage_before)
             self.ctx.usage = usage
+            if self._continuing and isinstance(chunk.get("usage"), dict):
+                chunk["usage"] = _usage_dict(usage)
         if self.keep_usage:
             return True
         chunk.pop("usage", None)
         return bool(chunk.get("choices")) or usage is None
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 async def _through(

@@ -1,8 +1,12 @@
-"""The default router: a weighted pick over a route's targets, sticky when a cohort is set.
+"""The default router: the attempt plan for a route.
 
-With `split.cohort` (`header:<name>`, `field:<name>` or `key`), the cohort value is hashed to
-a point on the weight line, so the same user always lands on the same target; without one
-(or when the request carries no value), the pick is random by weight.
+The primary target is a weighted pick over the route's targets, sticky when `split.cohort`
+is set (`header:<name>`, `field:<name>` or `key`): the cohort value is hashed to a point on
+the weight line, so the same user always lands on the same variant; without a value the pick
+is random by weight. `split.force_header` lets a request name the variant's backend. Then
+come the `failover` groups in priority order, each in a random order (load-balanced), without
+repeats. Backends that health tracking has ejected go last, so they are tried only when
+nothing else is left.
 """
 
 from __future__ import annotations
@@ -45,13 +49,49 @@ def pick(targets: list[Target], position: float) -> Target:
     return live[-1]
 
 
-@hookimpl(trylast=True)
-def modelway_plan(ctx: RequestContext, route: Route) -> Plan | None:
+def primary(ctx: RequestContext, route: Route) -> Attempt | None:
+    """The route's primary attempt (None for a failover-only route)."""
+    config = route.config
+    if config.split is None and config.backend is None:
+        return None
     targets = route.targets
     if len(targets) == 1:
-        target = targets[0]
-        return Plan([Attempt(target.backend, target.model)])
-    split = route.config.split
-    value = cohort_value(ctx, split.cohort) if split and split.cohort else None
-    target = pick(targets, point(value))
-    return Plan([Attempt(target.backend, target.model, variant=target.backend.name)])
+        return Attempt(targets[0].backend, targets[0].model)
+    split = config.split
+    assert split is not None
+    forced = ctx.headers.get(split.force_header.lower(), "") if split.force_header else ""
+    chosen = next((t for t in targets if t.backend.name == forced), None)
+    if chosen is None:
+        value = cohort_value(ctx, split.cohort) if split.cohort else None
+        chosen = pick(targets, point(value))
+    return Attempt(chosen.backend, chosen.model, variant=chosen.backend.name)
+
+
+def failover_attempts(route: Route, taken: set[str]) -> list[Attempt]:
+    attempts = []
+    for index, group in enumerate(route.groups, start=1):
+        for backend in random.sample(group, len(group)):
+            if backend.name not in taken:
+                taken.add(backend.name)
+                attempts.append(Attempt(backend, None, group=index))
+    return attempts
+
+
+def healthy_first(ctx: RequestContext, attempts: list[Attempt]) -> list[Attempt]:
+    board = ctx.gateway.shared.get("health") if ctx.gateway else None
+    if board is None:
+        return attempts
+    live = [a for a in attempts if board.available(a.backend.name)]
+    return live + [a for a in attempts if a not in live]
+
+
+@hookimpl(trylast=True)
+def modelway_plan(ctx: RequestContext, route: Route) -> Plan | None:
+    first = primary(ctx, route)
+    attempts = [first] if first else []
+    taken: set[str] = {first.backend.name} if first else set()
+    attempts += failover_attempts(route, taken)
+    failover = route.config.failover
+    if failover is None:
+        return Plan(healthy_first(ctx, attempts))
+    return Plan(healthy_first(ctx, attempts), failover.max_attempts, failover.budget_seconds)

@@ -1,0 +1,236 @@
+"""Built-in plugin `stats`: per-route and per-variant statistics while the gateway runs.
+
+Fed by `modelway_request_done` (the access record). For each route, and within it for each
+(backend, variant) that served, it counts requests, errors (status >= 400 or an error),
+streams, prompt and completion tokens, HTTP statuses, and summarises latency and time to first
+token (streams only): exact count and mean, p50 and p95 from a bounded reservoir sample.
+Variants of a split route therefore appear side by side. The board lives in
+`gateway.shared["stats"]`, so it outlives configuration reloads. Requests that matched no
+route (unknown paths, rejected keys, the admin API itself) are not counted.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelway import hookimpl
+
+if TYPE_CHECKING:
+    from modelway.context import RequestContext
+    from modelway.runtime import Gateway
+
+SHARED_KEY = "stats"
+
+
+class Settings(BaseModel):
+    """`plugins: {stats: {...}}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    reservoir_size: int = Field(1000, ge=10, le=100_000)
+    """Samples kept per series for percentiles (exact below this many requests)."""
+
+
+def percentile(ordered: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of sorted values (None when there are none)."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+class Series:
+    """A stream of numbers: exact count, sum and max; a uniform reservoir for percentiles."""
+
+    __slots__ = ("_rng", "count", "maximum", "samples", "size", "total")
+
+    def __init__(self, size: int, rng: random.Random) -> None:
+        self.size = size
+        self.count = 0
+        self.total = 0.0
+        self.maximum = 0.0
+        self.samples: list[float] = []
+        self._rng = rng
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.maximum = max(self.maximum, value)
+        if len(self.samples) < self.size:
+            self.samples.append(value)
+            return
+        slot = self._rng.randrange(self.count)  # Algorithm R: each value kept with size/count
+        if slot < self.size:
+            self.samples[slot] = value
+
+    def summary(self) -> dict[str, float | int | None]:
+        ordered = sorted(self.samples)
+        return {
+            "count": self.count,
+            "mean": _round(self.total / self.count) if self.count else None,
+            "p50": _round(percentile(ordered, 0.50)),
+            "p95": _round(percentile(ordered, 0.95)),
+            "max": _round(self.maximum) if self.count else None,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _number(record: Mapping[str, object], key: str) -> float | None:
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def is_error(record: Mapping[str, object]) -> bool:
+    status = _number(record, "status")
+    return (status is not None and status >= 400) or record.get("error") is not None
+
+
+class Bucket:
+    """The statistics of one route, or of one (backend, variant) within it."""
+
+    def __init__(self, size: int, rng: random.Random) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.streams = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.statuses: Counter[str] = Counter()
+        self.latency = Series(size, rng)
+        self.ttft = Series(size, rng)
+
+    def add(self, record: Mapping[str, object]) -> None:
+        self.requests += 1
+        self.errors += is_error(record)
+        self.streams += record.get("stream") is True
+        self.statuses[str(record.get("status"))] += 1
+        self.prompt_tokens += int(_number(record, "prompt_tokens") or 0)
+        self.completion_tokens += int(_number(record, "completion_tokens") or 0)
+        latency = _number(record, "latency_ms")
+        if latency is not None:
+            self.latency.add(latency)
+        ttft = _number(record, "ttft_ms")
+        if ttft is not None and record.get("stream") is True:
+            self.ttft.add(ttft)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": round(self.errors / self.requests, 4) if self.requests else 0.0,
+            "streams": self.streams,
+            "statuses": dict(sorted(self.statuses.items())),
+            "latency_ms": self.latency.summary(),
+            "ttft_ms": self.ttft.summary(),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+
+
+def variant_label(backend: str, variant: str | None) -> str:
+    """How a (backend, variant) pair is named: the variant, qualified when it differs."""
+    if variant is None or variant == backend:
+        return backend
+    return f"{variant}@{backend}"
+
+
+class RouteStats:
+    """One route's totals and its (backend, variant) buckets."""
+
+    def __init__(self, size: int, rng: random.Random) -> None:
+        self._size = size
+        self._rng = rng
+        self.total = Bucket(size, rng)
+        self.variants: dict[tuple[str, str | None], Bucket] = {}
+
+    def add(self, record: Mapping[str, object]) -> None:
+        self.total.add(record)
+        backend = record.get("backend")
+        if not isinstance(backend, str):
+            return  # never reached a backend (rejected by a policy, no backend to try)
+        variant = record.get("variant")
+        key = (backend, variant if isinstance(variant, str) else None)
+        bucket = self.variants.get(key)
+        if bucket is None:
+            bucket = self.variants[key] = Bucket(self._size, self._rng)
+        bucket.add(record)
+
+    def snapshot(self) -> dict[str, Any]:
+        variants = {}
+        for (backend, variant), bucket in sorted(
+            self.variants.items(), key=lambda item: variant_label(*item[0])
+        ):
+            view = {"backend": backend, "variant": variant, **bucket.snapshot()}
+            view["share"] = round(bucket.requests / self.total.requests, 4)
+            variants[variant_label(backend, variant)] = view
+        return {**self.total.snapshot(), "variants": variants}
+
+
+class StatsBoard:
+    """Every route's statistics since the gateway started (or since `reset`)."""
+
+    def __init__(self, settings: Settings | None = None, seed: int | None = None) -> None:
+        self.settings = settings or Settings()
+        self._rng = random.Random(seed)
+        self.routes: dict[str, RouteStats] = {}
+        self.started = time.time()
+        self._started_monotonic = time.monotonic()
+
+    def configure(self, settings: Settings) -> None:
+        """New settings (a reload): they apply to series created from now on."""
+        self.settings = settings
+
+    def reset(self) -> None:
+        self.routes = {}
+        self.started = time.time()
+        self._started_monotonic = time.monotonic()
+
+    def record(self, record: Mapping[str, object]) -> None:
+        route = record.get("route")
+        if not isinstance(route, str):
+            return
+        stats = self.routes.get(route)
+        if stats is None:
+            stats = self.routes[route] = RouteStats(self.settings.reservoir_size, self._rng)
+        stats.add(record)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-safe view of every route, each with its variants side by side."""
+        return {
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "uptime_seconds": round(time.monotonic() - self._started_monotonic, 3),
+            "routes": {name: stats.snapshot() for name, stats in sorted(self.routes.items())},
+        }
+
+
+def board_of(shared: dict[str, Any]) -> StatsBoard:
+    """The board kept in a gateway's shared state, created on first use."""
+    board = shared.get(SHARED_KEY)
+    if not isinstance(board, StatsBoard):
+        board = shared[SHARED_KEY] = StatsBoard()
+    return board
+
+
+class StatsPlugin:
+    """Adds every routed request's access record to `gateway.shared["stats"]`."""
+
+    Settings = Settings
+
+    @hookimpl
+    def modelway_configure(self, gateway: Gateway) -> None:
+        board_of(gateway.shared).configure(gateway.plugin_settings("stats") or Settings())
+
+    @hookimpl
+    def modelway_request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:
+        if ctx.gateway is not None:
+            board_of(ctx.gateway.shared).record(record)
