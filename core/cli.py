@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="listen address (default: from the config, 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default: from the config, 8080)")
     run.add_argument("--mode", choices=("reverse", "forward"), help="proxy mode")
+    run.add_argument(
+        "--watch",
+        action="store_true",
+        help="reload the configuration when its file changes (also on SIGHUP)",
+    )
     run.set_defaults(handler=cmd_run)
 
     check = commands.add_parser("check", help="validate a configuration and show what it sets up")
@@ -70,7 +75,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     gateway = load_gateway(args.config)
     for notice in gateway.notices:
         logging.getLogger("modelway").info(notice)
-    server = GatewayServer(gateway, host=args.host, port=args.port, mode=args.mode)
+    server = GatewayServer(
+        gateway,
+        host=args.host,
+        port=args.port,
+        mode=args.mode,
+        config_path=args.config,
+        watch=args.watch,
+    )
 
     def ready(addresses: list[tuple[str, int]]) -> None:
         for host, port in addresses:

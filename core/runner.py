@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import os
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,8 @@ from mitmproxy.tools.dump import DumpMaster
 
 from modelway.addons.gateway import ModelwayAddon
 from modelway.engine import Engine
-from modelway.runtime import Gateway
+from modelway.errors import ConfigError
+from modelway.runtime import Gateway, load_gateway
 
 logger = logging.getLogger("modelway")
 
@@ -27,6 +29,13 @@ logger = logging.getLogger("modelway")
 _UNUSED_TARGET = "reverse:http://127.0.0.1:9"
 
 Ready = Callable[[list[tuple[str, int]]], None]
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime_ns / 1e9
+    except OSError:
+        return None
 
 
 def _host_regex(glob: str) -> str:
@@ -58,9 +67,15 @@ class GatewayServer:
         host: str | None = None,
         port: int | None = None,
         mode: str | None = None,
+        config_path: str | None = None,
+        watch: bool = False,
+        extra_plugins: tuple[tuple[str, object], ...] = (),
     ) -> None:
         settings = gateway.config.gateway
         self.gateway = gateway
+        self.config_path = config_path
+        self.watch = watch
+        self.extra_plugins = extra_plugins
         self.host = settings.host if host is None else host
         self.port = settings.port if port is None else port
         self.mode = mode or settings.mode
@@ -97,11 +112,58 @@ class GatewayServer:
         self.master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
         self.master.addons.add(ModelwayAddon(self.engine), _Announce(on_ready))
         self._configure(self.master)
+        self.engine.shared["reload"] = self.reload
+        loop = asyncio.get_running_loop()
         if handle_signals:
-            loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
-        await self.master.run()
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_logged()))
+        watcher = loop.create_task(self._watch()) if self.watch else None
+        try:
+            await self.master.run()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def reload(self) -> None:
+        """Load the configuration file again and switch to it; raises ConfigError if invalid.
+
+        In-flight requests finish on the configuration they started with; no request is
+        dropped. Listen address and mode changes need a restart.
+        """
+        gateway = load_gateway(self.config_path, self.extra_plugins, self.engine.shared)
+        for backend in gateway.backends.values():
+            await backend.provider.startup()
+        old, self.gateway = self.engine.gateway, gateway
+        self.engine.use(gateway)
+        gateway.hooks.startup(gateway)
+        logger.info("configuration reloaded from %s", gateway.source.name)
+        asyncio.get_running_loop().create_task(self._retire(old))
+
+    async def _retire(self, old: Gateway) -> None:
+        """Release the previous configuration once its requests can have finished."""
+        await asyncio.sleep(old.config.gateway.shutdown_grace_seconds)
+        old.hooks.shutdown(old)
+        for backend in old.backends.values():
+            await backend.provider.shutdown()
+
+    async def _reload_logged(self) -> None:
+        try:
+            await self.reload()
+        except ConfigError as exc:
+            logger.error("reload refused, keeping the running configuration: %s", exc)
+
+    async def _watch(self, interval: float = 1.0) -> None:
+        """Reload when the configuration file changes (polling its modification time)."""
+        if self.config_path is None:
+            return
+        seen = _mtime(self.config_path)
+        while True:
+            await asyncio.sleep(interval)
+            current = _mtime(self.config_path)
+            if current != seen:
+                seen = current
+                await self._reload_logged()
 
     def request_stop(self) -> None:
         """Begin a graceful stop (idempotent): stop accepting, drain, shut down."""

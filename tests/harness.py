@@ -20,6 +20,11 @@ class RunningGateway:
     server: GatewayServer
     host: str
     port: int
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, coroutine: Any, timeout: float = 30) -> Any:
+        """Run a coroutine on the gateway's event loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     @property
     def url(self) -> str:
@@ -46,7 +51,9 @@ def run_gateway(
 ) -> Iterator[RunningGateway]:
     """Start a gateway on an ephemeral port and stop it (gracefully) on exit."""
     gateway = load_gateway(str(config), extra_plugins)
-    server = GatewayServer(gateway, host="127.0.0.1", port=port)
+    server = GatewayServer(
+        gateway, host="127.0.0.1", port=port, config_path=str(config), extra_plugins=extra_plugins
+    )
     ready = threading.Event()
     addresses: list[tuple[str, int]] = []
     loop_box: list[asyncio.AbstractEventLoop] = []
@@ -69,7 +76,7 @@ def run_gateway(
     if not ready.wait(30) or failure:
         raise RuntimeError(f"gateway did not start: {failure}")
     try:
-        yield RunningGateway(server, "127.0.0.1", addresses[0][1])
+        yield RunningGateway(server, "127.0.0.1", addresses[0][1], loop_box[0])
     finally:
         loop_box[0].call_soon_threadsafe(server.request_stop)
         thread.join(30)
