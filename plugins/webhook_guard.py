@@ -1,0 +1,410 @@
+"""Built-in plugin `webhook_guard`: an external HTTP service decides whether a prompt or an answer
+may pass, be changed, or be rejected.
+
+Route policy `webhook_guard`:
+
+    policies:
+      webhook_guard:
+        url: https://guard.internal/check
+        headers: {authorization: "Bearer ${GUARD_TOKEN}"}   # ${VAR} works as anywhere in the file
+        timeout_seconds: 5      # the whole call: connect, send, answer
+        on_error: deny          # deny = fail-closed (default), allow = fail-open
+        stages: [request]       # request and/or response
+        reject_status: 400      # when the service rejects without a status of its own
+        error_status: 503       # the fail-closed answer when the service fails
+        buffer_streams: false   # see "Streams" below
+
+Protocol. The gateway POSTs JSON (`content-type: application/json`, `x-request-id`, plus the
+configured headers) and expects a 2xx JSON answer:
+
+    request stage   {"stage": "request", "request_id": "...", "route": "...", "model": "...",
+                     "messages": [<the OpenAI chat messages>]}
+    response stage  {"stage": "response" | "stream", "request_id": ..., "route": ..., "model": ...,
+                     "choice": 0, "text": "<the answer's text for that choice>"}
+
+    answer          {"action": "pass"}
+                  | {"action": "modify", "messages": [...]}     (request stage: replaces them)
+                  | {"action": "modify", "text": "..."}         (response stages: replaces it)
+                  | {"action": "reject", "message": "...", "status": 403, "code": "..."}
+                    (message, status (400-599) and code are optional)
+
+A reject reaches the client as an error in its own API's shape (OpenAI:
+`{"error": {"message", "type": "invalid_request_error", "code": "content_rejected"}}`) with
+`status`, else `reject_status`. The default 400 is what OpenAI itself answers for a content-policy
+refusal, so SDKs raise their usual bad-request error. On the request stage the upstream then
+receives nothing. A response is checked once per choice that has text. Only chat requests are
+sent to the service; other operations (embeddings) pass unchecked.
+
+Failures: a timeout, a connection failure, a non-2xx status, a body that is not JSON or an answer
+that does not match the protocol (checked with pydantic) are all handled by `on_error`: `allow`
+lets the request or answer pass unchanged, `deny` answers `error_status` (default 503,
+`type: server_error`, `code: guard_unavailable`).
+
+Streams. The request stage applies to streamed requests like any other. The response stage
+cannot check a stream without holding it, so by default it does not apply to streams (the
+access log says `"unchecked": true`). With `buffer_streams: true` the stream filter holds every
+chunk until the upstream stream ends, asks the service (stage `"stream"`), then releases the
+chunks (the modified text goes into the first content chunk of its choice); the client then
+sees the whole answer at the end, and a rejection or fail-closed error arrives as the stream's
+error event (the HTTP status is already 200).
+
+Each decision is appended to `ctx.annotations["guards"]` (the access log's `extra.guards`):
+`{"guard": "webhook_guard", "stage", "action": "pass" | "modified" | "reject"}`, plus `status`
+for rejections and `error` (`timeout`, `unreachable`, `http_<status>`, `not_json`,
+`invalid_answer`) when the service failed. Never prompt or answer text.
+
+The HTTP client is an aiohttp session each policy owns, created on the running event loop at the
+first call and closed in `modelway_shutdown`; nothing blocks the proxy's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import aiohttp
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+)
+
+from modelway import (
+    CanonicalResponse,
+    Decision,
+    GatewayError,
+    Operation,
+    Policy,
+    PolicySpec,
+    RequestContext,
+    hookimpl,
+)
+
+if TYPE_CHECKING:
+    from modelway.runtime import Gateway
+
+NAME = "webhook_guard"
+Stage = Literal["request", "response"]
+logger = logging.getLogger("modelway")
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _request_only() -> list[Stage]:
+    return ["request"]
+
+
+class WebhookGuardConfig(BaseModel):
+    """A route's `policies.webhook_guard` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    timeout_seconds: float = Field(5.0, gt=0)
+    on_error: Literal["allow", "deny"] = "deny"
+    stages: list[Stage] = Field(default_factory=_request_only, min_length=1)
+    reject_status: int = Field(400, ge=400, le=599)
+    error_status: int = Field(503, ge=400, le=599)
+    buffer_streams: bool = False
+
+
+# --------------------------------------------------------------------------- the service's answer
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class PassAnswer(_Answer):
+    action: Literal["pass"]
+
+
+class RejectAnswer(_Answer):
+    action: Literal["reject"]
+    message: str | None = None
+    status: int | None = Field(None, ge=400, le=599)
+    code: str | None = None
+
+
+class Message(BaseModel):
+    """One chat message the service sends back: a role, and anything OpenAI allows besides."""
+
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ModifyMessages(_Answer):
+    action: Literal["modify"]
+    messages: list[Message] = Field(min_length=1)
+
+
+class ModifyText(_Answer):
+    action: Literal["modify"]
+    text: str
+
+
+RequestAnswer = Annotated[PassAnswer | RejectAnswer | ModifyMessages, Field(discriminator="action")]
+ResponseAnswer = Annotated[PassAnswer | RejectAnswer | ModifyText, Field(discriminator="action")]
+_REQUEST_ANSWER: TypeAdapter[RequestAnswer] = TypeAdapter(RequestAnswer)
+_RESPONSE_ANSWER: TypeAdapter[ResponseAnswer] = TypeAdapter(ResponseAnswer)
+
+
+class ServiceFailed(Exception):
+    """The service could not give a usable answer; `kind` is safe to log."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+class WebhookGuard(Policy):
+    """One route's webhook guard; owns the aiohttp session it calls the service with."""
+
+    name = NAME
+
+    def __init__(self, config: WebhookGuardConfig) -> None:
+        self.config = config
+        self._url = str(config.url)
+        self._headers = {k: v.get_secret_value() for k, v in config.headers.items()}
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def on_request(self, ctx: RequestContext) -> Decision | None:
+        if "request" not in self.config.stages or not _is_chat(ctx):
+            return None
+        assert ctx.request is not None
+        payload = {**_envelope(ctx, "request"), "messages": ctx.request.body.get("messages", [])}
+        answer = await self._ask(ctx, "request", payload, _REQUEST_ANSWER)
+        if isinstance(answer, RejectAnswer):
+            return self._reject(ctx, "request", answer)
+        if isinstance(answer, ModifyMessages):
+            ctx.request.body["messages"] = [
+                m.model_dump(exclude_unset=True) for m in answer.messages
+            ]
+            record(ctx, "request", "modified")
+        elif answer is not None:
+            record(ctx, "request", "pass")
+        return None
+
+    async def on_response(
+        self, ctx: RequestContext, response: CanonicalResponse
+    ) -> Decision | None:
+        if "response" not in self.config.stages or not _is_chat(ctx):
+            return None
+        for index, message in _answer_messages(response.body):
+            text = await self.check_answer(ctx, "response", index, message["content"])
+            if text is not None:
+                message["content"] = text
+        return None
+
+    def stream_filter(self, ctx: RequestContext) -> HeldStream | None:
+        if "response" not in self.config.stages or not _is_chat(ctx):
+            return None
+        if not self.config.buffer_streams:
+            record(ctx, "stream", "pass", unchecked=True)
+            return None
+        return HeldStream(self, ctx)
+
+    async def check_answer(
+        self, ctx: RequestContext, stage: str, index: int, text: str
+    ) -> str | None:
+        """The replacement text for one choice, None to keep it; raises when it is rejected."""
+        payload = {**_envelope(ctx, stage), "choice": index, "text": text}
+        answer = await self._ask(ctx, stage, payload, _RESPONSE_ANSWER)
+        if isinstance(answer, RejectAnswer):
+            raise self._reject(ctx, stage, answer).as_error()
+        if isinstance(answer, ModifyText):
+            record(ctx, stage, "modified")
+            return answer.text
+        if answer is not None:
+            record(ctx, stage, "pass")
+        return None
+
+    def close(self) -> None:
+        """Close the session (from a synchronous hook on the running loop)."""
+        session, self._session = self._session, None
+        if session is None or session.closed:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(session.close())
+        except RuntimeError:  # no running loop: the session's loop is gone with its sockets
+            return
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
+
+    # ----------------------------------------------------------------------- calling the service
+
+    async def _ask(
+        self, ctx: RequestContext, stage: str, payload: dict[str, Any], adapter: TypeAdapter[Any]
+    ) -> Any:
+        """The validated answer, or None when the service failed and `on_error` allows."""
+        try:
+            data = await self._post(ctx, payload)
+            return adapter.validate_python(data)
+        except ValidationError:
+            self._failed(ctx, stage, "invalid_answer")
+        except ServiceFailed as failure:
+            self._failed(ctx, stage, failure.kind)
+        return None
+
+    async def _post(self, ctx: RequestContext, payload: dict[str, Any]) -> Any:
+        headers = {"x-request-id": ctx.id, **self._headers}
+        try:
+            async with self._client().post(self._url, json=payload, headers=headers) as response:
+                if not 200 <= response.status < 300:
+                    raise ServiceFailed(f"http_{response.status}")
+                return await response.json(content_type=None)
+        except TimeoutError:
+            raise ServiceFailed("timeout") from None
+        except aiohttp.ClientError:
+            raise ServiceFailed("unreachable") from None
+        except ValueError:
+            raise ServiceFailed("not_json") from None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    def _failed(self, ctx: RequestContext, stage: str, kind: str) -> None:
+        deny = self.config.on_error == "deny"
+        route = ctx.route.name if ctx.route else None
+        logger.warning(
+            "webhook_guard on route %s, request %s: the service failed (%s); %s",
+            route,
+            ctx.id,
+            kind,
+            "denying" if deny else "allowing",
+        )
+        record(ctx, stage, "reject" if deny else "pass", error=kind)
+        if deny:
+            what = "request" if stage == "request" else "answer"
+            raise GatewayError(
+                self.config.error_status,
+                f"the webhook guard could not check the {what} ({kind}); it was not let through",
+                "server_error",
+                "guard_unavailable",
+            )
+
+    def _reject(self, ctx: RequestContext, stage: str, answer: RejectAnswer) -> Decision:
+        status = answer.status or self.config.reject_status
+        record(ctx, stage, "reject", status=status)
+        default = "rejected by the webhook guard: " + (
+            "the request is not allowed" if stage == "request" else "the answer is withheld"
+        )
+        return Decision.reject(
+            answer.message or default, status=status, code=answer.code or "content_rejected"
+        )
+
+
+class HeldStream:
+    """`buffer_streams: true`: holds the whole stream, checks its text at the end, releases it."""
+
+    def __init__(self, guard: WebhookGuard, ctx: RequestContext) -> None:
+        self._guard = guard
+        self._ctx = ctx
+        self._held: list[dict[str, Any]] = []
+
+    async def on_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        self._held.append(chunk)
+        return []
+
+    async def on_end(self) -> list[dict[str, Any]]:
+        held, self._held = self._held, []
+        for index, text in stream_texts(held).items():
+            replacement = await self._guard.check_answer(self._ctx, "stream", index, text)
+            if replacement is not None:
+                replace_stream_text(held, index, replacement)
+        return held
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def record(ctx: RequestContext, stage: str, action: str, **details: Any) -> None:
+    """Append this guard's decision to the access log's `extra.guards` (no prompt text)."""
+    entry = {"guard": NAME, "stage": stage, "action": action, **details}
+    ctx.annotations.setdefault("guards", []).append(entry)
+
+
+def _is_chat(ctx: RequestContext) -> bool:
+    return ctx.request is not None and ctx.request.operation is Operation.CHAT
+
+
+def _envelope(ctx: RequestContext, stage: str) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "request_id": ctx.id,
+        "route": ctx.route.name if ctx.route else None,
+        "model": ctx.request.model if ctx.request else None,
+    }
+
+
+def _answer_messages(body: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(choice index, message) of every choice of a chat.completion whose content is text."""
+    out = []
+    for position, choice in enumerate(body.get("choices") or ()):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            out.append((choice.get("index", position), message))
+    return out
+
+
+def _content_deltas(chunks: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """(choice index, delta) of every streamed delta that carries text, in order."""
+    out = []
+    for chunk in chunks:
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                out.append((choice.get("index", 0), delta))
+    return out
+
+
+def stream_texts(chunks: list[dict[str, Any]]) -> dict[int, str]:
+    """The whole text of each choice of a held stream."""
+    texts: dict[int, str] = {}
+    for index, delta in _content_deltas(chunks):
+        texts[index] = texts.get(index, "") + delta["content"]
+    return texts
+
+
+def replace_stream_text(chunks: list[dict[str, Any]], index: int, text: str) -> None:
+    """Put `text` in the first content delta of choice `index` and empty the later ones."""
+    first = True
+    for choice_index, delta in _content_deltas(chunks):
+        if choice_index == index:
+            delta["content"] = text if first else ""
+            first = False
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+@hookimpl
+def modelway_policies() -> list[PolicySpec]:
+    return [
+        PolicySpec(
+            NAME,
+            WebhookGuard,
+            WebhookGuardConfig,
+            "asks an external HTTP service to pass, modify or reject prompts and answers",
+        )
+    ]
+
+
+@hookimpl
+def modelway_shutdown(gateway: Gateway) -> None:
+    for route in gateway.routes:
+        for policy in route.policies:
+            if isinstance(policy, WebhookGuard):
+                policy.close()
