@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(check, required=True)
     check.set_defaults(handler=cmd_check)
 
+    ca = commands.add_parser("ca", help="create (if needed) and show the forward proxy's CA")
+    _config_arg(ca, required=False)
+    ca.set_defaults(handler=cmd_ca)
+
     plugins = commands.add_parser("plugins", help="list available plugins")
     _config_arg(plugins, required=False)
     plugins.set_defaults(handler=cmd_plugins)
@@ -130,6 +134,27 @@ def describe(gateway: Gateway) -> str:
         )
     lines.extend(f"note: {n}" for n in gateway.notices)
     return "\n".join(lines)
+
+
+def cmd_ca(args: argparse.Namespace) -> int:
+    from modelway.runner import ensure_ca
+
+    cert = ensure_ca(load_gateway(args.config))
+    print(f"""CA certificate: {cert}
+(the private key beside it is readable by its owner only; keep it that way)
+
+Trust it for one process, then point the application at the gateway:
+  export HTTPS_PROXY=http://127.0.0.1:8080
+  export SSL_CERT_FILE={cert}           # Python (httpx, the openai/anthropic/google SDKs)
+  export REQUESTS_CA_BUNDLE={cert}      # Python requests
+  export NODE_EXTRA_CA_CERTS={cert}     # Node.js
+
+Or trust it system-wide (Debian/Ubuntu):
+  sudo cp {cert} /usr/local/share/ca-certificates/modelway.crt && sudo update-ca-certificates
+
+SSL_CERT_FILE replaces the default bundle: to keep trusting public CAs too, point it at a
+bundle that holds both (cat /etc/ssl/certs/ca-certificates.crt {cert} > bundle.pem).""")
+    return 0
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

@@ -18,6 +18,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+LLM_HOSTS = (
+    "api.openai.com",
+    "api.anthropic.com",
+    "generativelanguage.googleapis.com",
+    "*.openai.azure.com",
+    "*-aiplatform.googleapis.com",
+    "bedrock-runtime.*.amazonaws.com",
+)
+
+
 class GatewaySettings(Strict):
     """Process-wide settings: where to listen and the limits that protect the gateway."""
 
@@ -30,7 +40,14 @@ class GatewaySettings(Strict):
     upstream_timeout_seconds: float = Field(600.0, gt=0)
     api_keys: list[SecretStr] = Field(default_factory=list)
     identity_header: str = "x-user-id"
-    intercept_hosts: list[str] | None = None
+    ca_dir: str = "~/.modelway"
+    """Where the forward proxy's CA lives (created on first run, key readable by the owner)."""
+    proxy_auth: SecretStr | None = None
+    """Forward mode: `user:password` clients must give (else 407)."""
+    unmatched: Literal["pass", "deny"] = "deny"
+    """Forward mode: requests to an intercepted LLM host that match no API path or route are
+    passed to the real host untouched, or denied with a clear error."""
+    intercept_hosts: list[str] = Field(default_factory=lambda: list(LLM_HOSTS))
     """Forward mode: host globs whose TLS is intercepted (default: the enabled providers'
     hosts). Every other host is tunnelled untouched."""
 

@@ -176,7 +176,12 @@ class Engine:
         if ctx.path == HEALTH_PATH:
             self._answer(flow, ctx, 200, b'{"status":"ok"}', "application/json")
             return
-        api = self._find_endpoint(ctx)
+        try:
+            api = self._find_endpoint(ctx)
+        except GatewayError as error:
+            if self._passes_unmatched(ctx, error):
+                return
+            raise
         self._keys.verify(ctx.client)
         assert ctx.endpoint is not None
         if ctx.endpoint.local:
@@ -191,7 +196,12 @@ class Engine:
                 code="request_too_large",
             )
         ctx.request = api.decode(ctx.endpoint, body, ctx.headers)
-        await self._route_and_police(ctx)
+        try:
+            await self._route_and_police(ctx)
+        except _NoRoute as error:
+            if self._passes_unmatched(ctx, error.error):
+                return
+            raise error.error from None
         if ctx.request.stream:
             self._point_at_relay(flow, ctx)
             return
@@ -216,13 +226,30 @@ class Engine:
             code="unknown_url",
         )
 
+    def _passes_unmatched(self, ctx: RequestContext, error: GatewayError) -> bool:
+        """Forward mode, nothing matched: True to let the request through untouched;
+        raises the configured denial otherwise. Reverse mode: False (answer `error`)."""
+        if self._hosts is None:
+            return False
+        if self.gateway.config.gateway.unmatched == "pass":
+            ctx.annotations["unmatched"] = "passed"
+            return True
+        raise GatewayError(
+            403,
+            f"{error.message}; the gateway denies requests to {ctx.host} that match no route",
+            "invalid_request_error",
+            "unmatched_denied",
+        )
+
     async def _route_and_police(self, ctx: RequestContext) -> None:
         assert ctx.request is not None
         route = self.gateway.match_route(ctx.request.model, ctx.path, ctx.headers, ctx.host)
         if route is None:
-            raise not_found(
-                f"the model '{ctx.request.model}' does not exist or no route serves it",
-                code="model_not_found",
+            raise _NoRoute(
+                not_found(
+                    f"the model '{ctx.request.model}' does not exist or no route serves it",
+                    code="model_not_found",
+                )
             )
         ctx.route = route
         self.gateway.hooks.request_received(ctx)
@@ -278,6 +305,11 @@ class Engine:
         request.headers = http.Headers(host=f"127.0.0.1:{self.relay.port}", content_length="0")
         request.content = b""
         flow.metadata[RELAYED] = True
+
+
+class _NoRoute(Exception):
+    def __init__(self, error: GatewayError) -> None:
+        self.error = error
 
 
 def _request_id(given: str | None) -> str:

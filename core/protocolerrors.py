@@ -11,7 +11,7 @@ import json
 
 from mitmproxy import http, version
 from mitmproxy.net.http import http1
-from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.proxy.layers.http import _http1, _http2, _http3
 
 _CODES = {
     400: "bad_request",
@@ -24,8 +24,8 @@ _CODES = {
 }
 
 
-def json_error_response(status_code: int, message: str = "") -> bytes:
-    """The bytes of a complete HTTP/1 error answer, like mitmproxy's, with a JSON body."""
+def json_error_body(status_code: int, message: str = "") -> bytes:
+    """An OpenAI-shaped JSON error for one of mitmproxy's own protocol errors."""
     text = message.replace("mitmproxy's body_size_limit", "the gateway's body size limit")
     error = {
         "message": text or http.status_codes.RESPONSES.get(status_code, "error"),
@@ -33,14 +33,25 @@ def json_error_response(status_code: int, message: str = "") -> bytes:
         "param": None,
         "code": _CODES.get(status_code, "protocol_error"),
     }
+    return json.dumps({"error": error}).encode()
+
+
+def json_error_response(status_code: int, message: str = "") -> bytes:
+    """The bytes of a complete HTTP/1 error answer, like mitmproxy's, with a JSON body."""
     response = http.Response.make(
         status_code,
-        json.dumps({"error": error}).encode(),
+        json_error_body(status_code, message),
         http.Headers(Server=version.MITMPROXY, Connection="close", Content_Type="application/json"),
     )
     return http1.assemble_response(response)
 
 
 def install() -> None:
-    """Make mitmproxy's HTTP/1 layer use `json_error_response` (idempotent)."""
+    """Make mitmproxy's HTTP layers answer their own errors in JSON (idempotent).
+
+    HTTP/1 gets a JSON content type too; HTTP/2 and HTTP/3 keep mitmproxy's hard-coded
+    `text/html` header, but their body is the same JSON (SDKs parse it either way).
+    """
     _http1.make_error_response = json_error_response
+    _http2.format_error = json_error_body
+    _http3.format_error = json_error_body

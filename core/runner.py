@@ -12,9 +12,10 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from mitmproxy import options
+from mitmproxy import certs, options
 from mitmproxy.tools.dump import DumpMaster
 
 from modelway.addons.gateway import ModelwayAddon
@@ -29,6 +30,20 @@ logger = logging.getLogger("modelway")
 _UNUSED_TARGET = "reverse:http://127.0.0.1:9"
 
 Ready = Callable[[list[tuple[str, int]]], None]
+
+
+def ca_directory(gateway: Gateway) -> Path:
+    """The CA directory, created owner-only (mitmproxy writes the CA files there)."""
+    path = Path(gateway.config.gateway.ca_dir).expanduser()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def ensure_ca(gateway: Gateway) -> Path:
+    """Create the forward proxy's CA if it does not exist; returns the certificate's path."""
+    directory = ca_directory(gateway)
+    certs.CertStore.from_store(directory, "mitmproxy", 2048)
+    return directory / "mitmproxy-ca-cert.pem"
 
 
 def _mtime(path: str) -> float | None:
@@ -88,6 +103,9 @@ class GatewayServer:
         if self.mode == "forward":
             hosts = [_host_regex(h) for h in self.gateway.intercept_hosts()]
             master.options.update(allow_hosts=hosts)
+            auth = self.gateway.config.gateway.proxy_auth
+            if auth is not None:
+                master.options.update(proxyauth=auth.get_secret_value())
             self.engine.forward = True
             self.engine.use(self.gateway)
         master.options.update(
@@ -109,7 +127,10 @@ class GatewayServer:
             GatewayServer._running = False
 
     async def _run(self, on_ready: Ready | None, handle_signals: bool) -> None:
-        self.master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
+        confdir = str(ca_directory(self.gateway))
+        self.master = DumpMaster(
+            options.Options(confdir=confdir), with_termlog=False, with_dumper=False
+        )
         self.master.addons.add(ModelwayAddon(self.engine), _Announce(on_ready))
         self._configure(self.master)
         self.engine.shared["reload"] = self.reload

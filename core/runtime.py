@@ -142,10 +142,10 @@ class Gateway:
 
     def intercept_hosts(self) -> list[str]:
         """Host globs the forward proxy intercepts; all others pass through undecrypted."""
-        configured = self.config.gateway.intercept_hosts
-        if configured is not None:
-            return configured
-        return [host for spec in self.providers.values() for host in spec.default_hosts]
+        hosts = dict.fromkeys(self.config.gateway.intercept_hosts)
+        for spec in self.providers.values():
+            hosts.update(dict.fromkeys(spec.default_hosts))
+        return list(hosts)
 
     def exposed_models(self) -> list[str]:
         """The model names clients can ask for by exact name, in route order."""
