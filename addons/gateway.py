@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from mitmproxy import ctx, exceptions, http
@@ -46,8 +47,7 @@ class ModelwayAddon:
         if self.engine is None:
             self.engine = Engine(gateway)
         else:
-            self.engine.use(gateway)
-            logger.info("modelway configuration reloaded")
+            asyncio.get_running_loop().create_task(self.engine.adopt(gateway))
 
     async def running(self) -> None:
         assert self.engine is not None

@@ -54,6 +54,7 @@ class Engine:
         self._keys = KeyCheck([])
         self.forward = False
         self.shared: dict[str, Any] = gateway.shared
+        self._retiring: asyncio.Task[None] | None = None
         self.use(gateway)
 
     def use(self, gateway: Gateway) -> None:
@@ -87,6 +88,24 @@ class Engine:
             await backend.provider.shutdown()
         await self.relay.stop()
         await self.transport.close()
+
+    async def adopt(self, gateway: Gateway) -> None:
+        """Switch to a reloaded configuration: start it, serve new requests with it, and
+        retire the previous one once its in-flight requests can have finished."""
+        for backend in gateway.backends.values():
+            await backend.provider.startup()
+        old = self.gateway
+        self.use(gateway)
+        gateway.hooks.startup(gateway)
+        logger.info("configuration reloaded from %s", gateway.source.name)
+        self._retiring = asyncio.get_running_loop().create_task(self._retire(old))
+
+    @staticmethod
+    async def _retire(old: Gateway) -> None:
+        await asyncio.sleep(old.config.gateway.shutdown_grace_seconds)
+        old.hooks.shutdown(old)
+        for backend in old.backends.values():
+            await backend.provider.shutdown()
 
     async def drain(self, grace_seconds: float) -> bool:
         """Wait until no request is in flight, at most `grace_seconds`; True if drained."""

@@ -153,20 +153,8 @@ class GatewayServer:
         dropped. Listen address and mode changes need a restart.
         """
         gateway = load_gateway(self.config_path, self.extra_plugins, self.engine.shared)
-        for backend in gateway.backends.values():
-            await backend.provider.startup()
-        old, self.gateway = self.engine.gateway, gateway
-        self.engine.use(gateway)
-        gateway.hooks.startup(gateway)
-        logger.info("configuration reloaded from %s", gateway.source.name)
-        asyncio.get_running_loop().create_task(self._retire(old))
-
-    async def _retire(self, old: Gateway) -> None:
-        """Release the previous configuration once its requests can have finished."""
-        await asyncio.sleep(old.config.gateway.shutdown_grace_seconds)
-        old.hooks.shutdown(old)
-        for backend in old.backends.values():
-            await backend.provider.shutdown()
+        self.gateway = gateway
+        await self.engine.adopt(gateway)
 
     async def _reload_logged(self) -> None:
         try:

@@ -100,7 +100,14 @@ class AnthropicStreamDecoder:
 
 def error_chunk(error: GatewayError) -> dict[str, Any]:
     """A stream failure as the in-order error chunk the stream pipeline expects."""
-    return {"error": {"message": error.message, "type": error.type, "code": error.code}}
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "code": error.code,
+            "status": error.status,
+        }
+    }
 
 
 def _event_data(event: SSEEvent) -> dict[str, Any]:

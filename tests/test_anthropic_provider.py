@@ -601,7 +601,9 @@ def test_tool_without_input_deltas_gets_its_start_input():
 
 
 OVERLOADED_EVENT = b"event: error\ndata: " + json.dumps(OVERLOADED_ERROR).encode() + b"\n\n"
-OVERLOADED_CHUNK = {"error": {"message": "Overloaded", "type": "overloaded_error", "code": None}}
+OVERLOADED_CHUNK = {
+    "error": {"message": "Overloaded", "type": "overloaded_error", "code": None, "status": 529}
+}
 
 
 def test_translator_raises_on_an_error_event_with_its_status():
