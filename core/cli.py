@@ -12,6 +12,7 @@ from modelway import __version__
 from modelway.errors import ConfigError
 from modelway.pluginmanager import CORE_PLUGINS, available_plugins, enabled_names
 from modelway.runtime import Gateway, load_gateway
+from modelway.statscli import add_stats_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     ca = commands.add_parser("ca", help="create (if needed) and show the forward proxy's CA")
     _config_arg(ca, required=False)
     ca.set_defaults(handler=cmd_ca)
+
+    add_stats_parser(commands)
 
     plugins = commands.add_parser("plugins", help="list available plugins")
     _config_arg(plugins, required=False)

@@ -204,7 +204,7 @@ class Engine:
         self._keys.verify(ctx.client)
         assert ctx.endpoint is not None
         if ctx.endpoint.local:
-            answer = api.local_answer(ctx.endpoint, ctx, gateway)
+            answer = await api.local_answer_async(ctx.endpoint, ctx, gateway)
             self._answer(flow, ctx, answer.status, answer.body, answer.content_type)
             return
         body = flow.request.raw_content or b""

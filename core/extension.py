@@ -187,6 +187,12 @@ class IngressAPI(ABC):
     def error_headers(self, error: GatewayError) -> dict[str, str]:
         return {"content-type": "application/json", **error.headers}
 
+    async def local_answer_async(
+        self, endpoint: Endpoint, ctx: RequestContext, gateway: Gateway
+    ) -> LocalAnswer:
+        """As `local_answer`, for answers that must await (e.g. the admin API's reload)."""
+        return self.local_answer(endpoint, ctx, gateway)
+
     def local_answer(
         self, endpoint: Endpoint, ctx: RequestContext, gateway: Gateway
     ) -> LocalAnswer:

@@ -40,6 +40,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "moderation_guard": "modelway.plugins.moderation_guard",
     "health": "modelway.plugins.health:HealthPlugin",
     "stats": "modelway.plugins.stats:StatsPlugin",
+    "admin_api": "modelway.plugins.admin_api",
 }
 # Always enabled: the gateway does not work without an API, a router and its access log.
 CORE_PLUGINS: tuple[str, ...] = ("openai_api", "router", "access_log")

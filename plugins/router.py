@@ -78,11 +78,19 @@ def failover_attempts(route: Route, taken: set[str]) -> list[Attempt]:
 
 
 def healthy_first(ctx: RequestContext, attempts: list[Attempt]) -> list[Attempt]:
+    """Backends in service first; an ejected one whose cool-down is over is probed only when
+    it would be tried first (so the probe is really sent); the others go last."""
     board = ctx.gateway.shared.get("health") if ctx.gateway else None
     if board is None:
         return attempts
-    live = [a for a in attempts if board.available(a.backend.name)]
-    return live + [a for a in attempts if a not in live]
+    live: list[Attempt] = []
+    rest: list[Attempt] = []
+    for attempt in attempts:
+        name = attempt.backend.name
+        state = board.state(name)
+        probe = state == "half_open" and not live and board.available(name)
+        (live if state == "healthy" or probe else rest).append(attempt)
+    return live + rest
 
 
 @hookimpl(trylast=True)

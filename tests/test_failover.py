@@ -294,3 +294,27 @@ def test_mid_stream_drop_continues_on_the_backup(tmp_path, usage):
     assert sent[-1]["role"] == "user" and "Continue" in sent[-1]["content"]
     usage_chunks = [c for c in chunks if c.usage]
     assert len(usage_chunks) == (1 if usage else 0)
+
+
+def test_ejected_primary_is_not_tried_first(tmp_path, backup):
+    with UpstreamServer(failing(503)) as primary:
+        config = write_config(
+            tmp_path,
+            f"""
+            plugins:
+              openai: null
+              health: {{failures_to_eject: 2, cooldown_seconds: 60}}
+            backends:
+              primary: {{provider: openai, base_url: "{primary.url}"}}
+              backup: {{provider: openai, base_url: "{backup.url}"}}
+            routes:
+              - match: {{model: "*"}}
+                backend: primary
+                failover: [[backup]]
+            """,
+        )
+        with run_gateway(config) as gw:
+            answers = [chat(gw) for _ in range(5)]
+    assert answers == [ANSWER] * 5
+    assert len(primary.received) == 2  # ejected after two failures, then skipped
+    assert len(backup.received) == 5
