@@ -42,5 +42,16 @@ def upstream_error(status: int, message: str, code: str = "upstream_error") -> G
     return GatewayError(status, message, kind, code)
 
 
+def credentials_rejected(status: int, what: str = "api_key") -> GatewayError:
+    """A backend refused the gateway's own credentials: the gateway's fault, not the
+    client's, so a 502 that names neither the key nor the backend's own message."""
+    return upstream_error(
+        502,
+        f"the backend rejected the gateway's credentials (HTTP {status}); check the "
+        f"backend's {what}",
+        "upstream_auth_failed",
+    )
+
+
 class ConfigError(Exception):
     """An invalid configuration; the message names the file, the YAML path and what is wrong."""

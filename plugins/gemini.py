@@ -15,7 +15,7 @@ from modelway import hookimpl
 from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation, UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
-from modelway.errors import GatewayError, upstream_error
+from modelway.errors import GatewayError, credentials_rejected
 from modelway.extension import Provider, ProviderSpec
 from modelway.plugins.gemini_wire import (
     GeminiStreamDecoder,
@@ -54,12 +54,7 @@ def require_chat(request: CanonicalRequest, backend: BackendConfig) -> None:
 
 
 def auth_failed(status: int) -> GatewayError:
-    return upstream_error(
-        502,
-        f"the backend rejected the gateway's credentials (HTTP {status}); "
-        "check the backend's credentials",
-        "upstream_auth_failed",
-    )
+    return credentials_rejected(status, "credentials")
 
 
 class GeminiProvider(Provider):

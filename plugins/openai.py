@@ -23,7 +23,7 @@ from modelway.canonical import (
 )
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
-from modelway.errors import GatewayError, upstream_error
+from modelway.errors import GatewayError, credentials_rejected, upstream_error
 from modelway.extension import Provider, ProviderSpec
 from modelway.sse import SSEDecoder, SSEEvent
 
@@ -161,12 +161,7 @@ class OpenAIProvider(Provider):
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
         if status in (401, 403) and self.backend.auth == "gateway":
-            return upstream_error(
-                502,
-                f"the backend rejected the gateway's credentials "
-                f"(HTTP {status}); check the backend's api_key",
-                "upstream_auth_failed",
-            )
+            return credentials_rejected(status)
         try:
             data = json.loads(body)
         except ValueError:
