@@ -203,6 +203,11 @@ class Engine:
             raise
         self._keys.verify(ctx.client)
         assert ctx.endpoint is not None
+        if ctx.endpoint.local and self._hosts is not None:
+            # forward mode: the real host answers its own models list, not the gateway
+            own = not_found(f"{ctx.path} is the provider's own endpoint", code="unknown_url")
+            if self._passes_unmatched(ctx, own):
+                return
         if ctx.endpoint.local:
             answer = await api.local_answer_async(ctx.endpoint, ctx, gateway)
             self._answer(flow, ctx, answer.status, answer.body, answer.content_type)

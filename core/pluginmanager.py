@@ -29,6 +29,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "openai": "modelway.plugins.openai",
     "mock": "modelway.plugins.mock",
     "anthropic_api": "modelway.plugins.anthropic_api",
+    "gemini_api": "modelway.plugins.gemini_api",
     "anthropic": "modelway.plugins.anthropic",
     "gemini": "modelway.plugins.gemini",
     "vertex": "modelway.plugins.vertex",

@@ -86,6 +86,8 @@ class StreamPipeline:
         tail: list[dict[str, Any]] = []
         for stream_filter in self.filters:
             tail = await _through(stream_filter, tail) + await stream_filter.on_end()
+        if tail and self.ctx.timings.first_byte is None:
+            self.ctx.timings.first_byte = time.monotonic()
         return out + b"".join(self.encoder.encode(c) for c in tail) + self.encoder.end()
 
     async def _emit(self, chunks: list[dict[str, Any]]) -> bytes:

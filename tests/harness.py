@@ -47,12 +47,20 @@ def write_config(directory: Path, text: str, name: str = "gateway.yaml") -> Path
 
 @contextmanager
 def run_gateway(
-    config: Path | str, extra_plugins: tuple[tuple[str, Any], ...] = (), port: int = 0
+    config: Path | str,
+    extra_plugins: tuple[tuple[str, Any], ...] = (),
+    port: int = 0,
+    mode: str | None = None,
 ) -> Iterator[RunningGateway]:
     """Start a gateway on an ephemeral port and stop it (gracefully) on exit."""
     gateway = load_gateway(str(config), extra_plugins)
     server = GatewayServer(
-        gateway, host="127.0.0.1", port=port, config_path=str(config), extra_plugins=extra_plugins
+        gateway,
+        host="127.0.0.1",
+        port=port,
+        mode=mode,
+        config_path=str(config),
+        extra_plugins=extra_plugins,
     )
     ready = threading.Event()
     addresses: list[tuple[str, int]] = []
