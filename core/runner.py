@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import certs, options
-from mitmproxy.tools.dump import DumpMaster
+from mitmproxy.addons import (
+    core,
+    disable_h2c,
+    errorcheck,
+    next_layer,
+    proxyauth,
+    proxyserver,
+    tlsconfig,
+)
+from mitmproxy.master import Master
 
 from modelway.addons.gateway import ModelwayAddon
 from modelway.engine import Engine
@@ -30,6 +39,21 @@ logger = logging.getLogger("modelway")
 _UNUSED_TARGET = "reverse:http://127.0.0.1:9"
 
 Ready = Callable[[list[tuple[str, int]]], None]
+
+
+def gateway_addons() -> list[Any]:
+    """The mitmproxy addons a gateway needs. mitmdump's master loads about thirty more
+    (replay, map-local, cookies, HAR export...): each would see every flow and cost CPU on
+    every request, for features a gateway does not offer."""
+    return [
+        core.Core(),
+        disable_h2c.DisableH2C(),
+        proxyauth.ProxyAuth(),
+        proxyserver.Proxyserver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        errorcheck.ErrorCheck(),
+    ]
 
 
 def ca_directory(gateway: Gateway) -> Path:
@@ -95,10 +119,10 @@ class GatewayServer:
         self.port = settings.port if port is None else port
         self.mode = mode or settings.mode
         self.engine = Engine(gateway)
-        self.master: DumpMaster | None = None
+        self.master: Master | None = None
         self._stopping = False
 
-    def _configure(self, master: DumpMaster) -> None:
+    def _configure(self, master: Master) -> None:
         body_limit = max(4 * self.gateway.config.gateway.max_body_bytes, 2**26)
         if self.mode == "forward":
             hosts = [_host_regex(h) for h in self.gateway.intercept_hosts()]
@@ -128,9 +152,8 @@ class GatewayServer:
 
     async def _run(self, on_ready: Ready | None, handle_signals: bool) -> None:
         confdir = str(ca_directory(self.gateway))
-        self.master = DumpMaster(
-            options.Options(confdir=confdir), with_termlog=False, with_dumper=False
-        )
+        self.master = Master(options.Options(confdir=confdir), with_termlog=False)
+        self.master.addons.add(*gateway_addons())
         self.master.addons.add(ModelwayAddon(self.engine), _Announce(on_ready))
         self._configure(self.master)
         self.engine.shared["reload"] = self.reload
