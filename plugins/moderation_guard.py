@@ -57,6 +57,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelway import Decision, GatewayError, Operation, Policy, PolicySpec, RequestContext, hookimpl
+from modelway.plugins.guard_http import ServiceFailed, post_json
 
 if TYPE_CHECKING:
     from modelway.runtime import Backend, Gateway
@@ -95,14 +96,6 @@ class ModerationAnswer(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     results: list[ModerationResult] = Field(min_length=1)
-
-
-class ServiceFailed(Exception):
-    """The moderation endpoint gave no usable answer; `kind` is safe to log."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
 
 
 class ModerationGuard(Policy):
@@ -162,22 +155,8 @@ class ModerationGuard(Policy):
             raise ServiceFailed("backend_unavailable")
         body = {"model": self.config.model, "input": texts}
         timeout = aiohttp.ClientTimeout(total=self._timeout(backend))
-        try:
-            async with self._client().post(
-                _base_url(backend) + "/moderations",
-                json=body,
-                headers=_headers(ctx, backend),
-                timeout=timeout,
-            ) as response:
-                if not 200 <= response.status < 300:
-                    raise ServiceFailed(f"http_{response.status}")
-                data = await response.json(content_type=None)
-        except TimeoutError:
-            raise ServiceFailed("timeout") from None
-        except aiohttp.ClientError:
-            raise ServiceFailed("unreachable") from None
-        except ValueError:
-            raise ServiceFailed("not_json") from None
+        url = _base_url(backend) + "/moderations"
+        data = await post_json(self._client(), url, body, _headers(ctx, backend), timeout)
         return _parse(data)
 
     def _timeout(self, backend: Backend) -> float:

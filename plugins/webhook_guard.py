@@ -84,6 +84,7 @@ from modelway import (
     RequestContext,
     hookimpl,
 )
+from modelway.plugins.guard_http import ServiceFailed, post_json
 
 if TYPE_CHECKING:
     from modelway.runtime import Gateway
@@ -153,14 +154,6 @@ RequestAnswer = Annotated[PassAnswer | RejectAnswer | ModifyMessages, Field(disc
 ResponseAnswer = Annotated[PassAnswer | RejectAnswer | ModifyText, Field(discriminator="action")]
 _REQUEST_ANSWER: TypeAdapter[RequestAnswer] = TypeAdapter(RequestAnswer)
 _RESPONSE_ANSWER: TypeAdapter[ResponseAnswer] = TypeAdapter(ResponseAnswer)
-
-
-class ServiceFailed(Exception):
-    """The service could not give a usable answer; `kind` is safe to log."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
 
 
 # --------------------------------------------------------------------------- the policy
@@ -258,17 +251,7 @@ class WebhookGuard(Policy):
 
     async def _post(self, ctx: RequestContext, payload: dict[str, Any]) -> Any:
         headers = {"x-request-id": ctx.id, **self._headers}
-        try:
-            async with self._client().post(self._url, json=payload, headers=headers) as response:
-                if not 200 <= response.status < 300:
-                    raise ServiceFailed(f"http_{response.status}")
-                return await response.json(content_type=None)
-        except TimeoutError:
-            raise ServiceFailed("timeout") from None
-        except aiohttp.ClientError:
-            raise ServiceFailed("unreachable") from None
-        except ValueError:
-            raise ServiceFailed("not_json") from None
+        return await post_json(self._client(), self._url, payload, headers)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
