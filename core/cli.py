@@ -135,6 +135,9 @@ def describe(gateway: Gateway) -> str:
             f"  {route.name}: model={match.models} path={match.path or '*'} -> "
             f"{targets}; policies: {policies}"
         )
+        if route.groups:
+            groups = " then ".join("[" + ", ".join(b.name for b in g) + "]" for g in route.groups)
+            lines.append(f"    failover: {groups}")
     lines.extend(f"note: {n}" for n in gateway.notices)
     return "\n".join(lines)
 
