@@ -149,6 +149,16 @@ class FailoverConfig(Strict):
     continue_streams: bool = False
     """Mid-stream failure: continue the answer on the next backend inside the same stream."""
 
+    @field_validator("retry_on", mode="before")
+    @classmethod
+    def _status_as_text(cls, value: Any) -> Any:
+        # YAML reads an unquoted 429 as a number.
+        return (
+            [str(v) if isinstance(v, int) else v for v in value]
+            if isinstance(value, list)
+            else value
+        )
+
     @model_validator(mode="before")
     @classmethod
     def _groups_shorthand(cls, value: Any) -> Any:
