@@ -177,7 +177,7 @@ class Engine:
 
     def _context(self, flow: http.HTTPFlow) -> RequestContext:
         request = flow.request
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers = _lower_headers(request.headers)
         address = flow.client_conn.peername[0] if flow.client_conn.peername else "unknown"
         return RequestContext(
             id=_request_id(headers.get("x-request-id")),
@@ -334,6 +334,18 @@ class Engine:
 class _NoRoute(Exception):
     def __init__(self, error: GatewayError) -> None:
         self.error = error
+
+
+def _lower_headers(headers: http.Headers) -> dict[str, str]:
+    """Headers as a plain dict with lower-case names, in one pass over the raw fields
+    (`Headers.items()` searches all fields again for each name). Repeated headers are
+    joined with ", ", as `Headers` itself reads them."""
+    out: dict[str, str] = {}
+    for raw_name, raw_value in headers.fields:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("utf-8", "surrogateescape")
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
 
 
 def _request_id(given: str | None) -> str:
