@@ -126,7 +126,7 @@ def default_engine() -> Any:
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
-    from modelway.plugins.pii_engine import offline_tldextract
+    from modelway.plugins.policies.pii_guard.engine import offline_tldextract
 
     offline_tldextract()
     nlp = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": "blank"}])
@@ -139,7 +139,7 @@ def routes(model: str | None) -> list[str]:
 
 
 def guard_analyzer(route: str, model: str | None) -> Any:
-    from modelway.plugins.pii_engine import Analyzer, EngineSpec
+    from modelway.plugins.policies.pii_guard.engine import Analyzer, EngineSpec
 
     entities, regions, _ = ROUTES[route]
     ner = model if set(entities) & set(NER) else None

@@ -20,7 +20,7 @@ import yaml
 
 from modelway.canonical import CanonicalRequest, Operation
 from modelway.context import ClientInfo, RequestContext
-from modelway.plugins import router
+from modelway.plugins.traffic import router
 from modelway.runtime import Gateway, load_gateway
 from tests.harness import RunningGateway, run_gateway, write_config
 from tests.upstreams import Received, Reply, UpstreamServer, openai_completion, openai_stream_chunks

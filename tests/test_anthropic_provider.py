@@ -19,12 +19,12 @@ from modelway.canonical import CanonicalRequest, Operation
 from modelway.config import BackendConfig
 from modelway.context import ClientInfo, RequestContext
 from modelway.errors import GatewayError
-from modelway.plugins import anthropic_wire as wire
-from modelway.plugins.anthropic import (
+from modelway.plugins.providers.anthropic import (
     AnthropicOptions,
     AnthropicProvider,
     AnthropicStreamDecoder,
     messages_url,
+    wire,
 )
 from tests.anthropic_wire_fixtures import (
     BASIC_STREAM,

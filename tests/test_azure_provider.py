@@ -21,7 +21,7 @@ from modelway.canonical import CanonicalRequest, Operation
 from modelway.config import BackendConfig
 from modelway.context import ClientInfo, RequestContext
 from modelway.errors import ConfigError
-from modelway.plugins.azure import (
+from modelway.plugins.providers.azure import (
     AzureOptions,
     AzureProvider,
     AzureStreamDecoder,

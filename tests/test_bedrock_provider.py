@@ -35,8 +35,8 @@ from modelway.canonical import CanonicalRequest, Operation
 from modelway.config import BackendConfig
 from modelway.context import ClientInfo, RequestContext
 from modelway.errors import ConfigError, GatewayError
-from modelway.plugins.bedrock import BedrockOptions, BedrockProvider
-from modelway.plugins.bedrock_wire import (
+from modelway.plugins.providers.bedrock import BedrockOptions, BedrockProvider
+from modelway.plugins.providers.bedrock.wire import (
     ConverseStreamTranslator,
     EventStreamDecoder,
     chat_completion,

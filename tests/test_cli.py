@@ -242,12 +242,12 @@ def test_plugins_lists_builtins():
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["name", "status", "origin"]
     rows = {line.split()[0]: line.split(None, 2)[1:] for line in lines[1:]}
-    assert rows["openai_api"] == ["core", "built-in (modelway.plugins.openai_api)"]
-    assert rows["router"] == ["core", "built-in (modelway.plugins.router)"]
+    assert rows["openai_api"] == ["core", "built-in (modelway.plugins.ingress.openai)"]
+    assert rows["router"] == ["core", "built-in (modelway.plugins.traffic.router)"]
     assert rows["access_log"] == [
-        "core", "built-in (modelway.plugins.access_log:AccessLogPlugin)"]
-    assert rows["openai"] == ["enabled", "built-in (modelway.plugins.openai)"]
-    assert rows["mock"] == ["enabled", "built-in (modelway.plugins.mock)"]
+        "core", "built-in (modelway.plugins.ops.access_log:AccessLogPlugin)"]
+    assert rows["openai"] == ["enabled", "built-in (modelway.plugins.providers.openai)"]
+    assert rows["mock"] == ["enabled", "built-in (modelway.plugins.providers.mock)"]
 
 
 # ------------------------------------------------------------------------------- run

@@ -27,7 +27,7 @@ def test_mypy_is_clean():
 def test_every_module_says_what_it_is_for():
     missing = []
     for folder in ("core", "plugins", "addons"):
-        for path in (ROOT / folder).glob("*.py"):
+        for path in (ROOT / folder).rglob("*.py"):
             text = path.read_text()
             if path.name != "py.typed" and text.strip() and not text.lstrip().startswith(
                 ('"""', "# mypy:")

@@ -21,7 +21,7 @@ import yaml
 from anthropic.types import message_create_params
 
 from modelway.errors import ConfigError
-from modelway.plugins.enrich import (
+from modelway.plugins.policies.enrich import (
     EnrichConfig,
     EnrichPolicy,
     RequestData,

@@ -43,7 +43,7 @@ from google.genai import types
 from mitmproxy import connection
 
 from modelway.pluginmanager import BUILTIN_PLUGINS
-from modelway.plugins import gemini_api
+from modelway.plugins.ingress import gemini as gemini_api
 from tests.anthropic_wire_fixtures import AnthropicUpstream
 from tests.gemini_upstream import gemini_behavior, google_error
 from tests.harness import RunningGateway, run_gateway, write_config

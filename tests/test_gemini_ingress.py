@@ -1,9 +1,10 @@
 """The Gemini API as an ingress: translation units, then the `google-genai` SDK end to end.
 
-Unit tests feed the pure translators of plugins/gemini_api.py with request bodies as the
-official SDK writes them (captured field for field: camelCase, `systemInstruction` with a
-role, `thinkingConfig` in snake case) and with canonical answers and stream chunks. Round
-trips through the `gemini` provider's own translator (plugins/gemini_wire.py) check that a
+Unit tests feed the pure translators of the gemini ingress (plugins/ingress/gemini) with
+bodies as the official SDK writes them (captured field for field: camelCase,
+`systemInstruction` with a role, `thinkingConfig` in snake case) and with canonical answers
+and stream chunks. Round
+trips through the `gemini` provider's own translator (plugins/providers/gemini) check that a
 Gemini client talking to a Gemini backend through the canonical form loses nothing that
 matters. Integration tests run `google-genai` against a real gateway in front of a real
 OpenAI-speaking upstream, a real Gemini-speaking upstream and the in-process mock provider.
@@ -25,8 +26,8 @@ from google.genai import types
 
 from modelway.errors import GatewayError
 from modelway.pluginmanager import BUILTIN_PLUGINS
-from modelway.plugins import gemini_api
-from modelway.plugins.gemini_api import (
+from modelway.plugins.ingress import gemini as gemini_api
+from modelway.plugins.ingress.gemini import (
     GeminiAPI,
     GeminiEndpoint,
     GeminiStreamEncoder,
@@ -35,7 +36,7 @@ from modelway.plugins.gemini_api import (
     to_gemini_response,
     to_openai_request,
 )
-from modelway.plugins.gemini_wire import (
+from modelway.plugins.providers.gemini.wire import (
     GeminiStreamDecoder,
     ResponseMeta,
     from_gemini_response,

@@ -15,8 +15,8 @@ from modelway.canonical import CanonicalRequest, Operation
 from modelway.config import BackendConfig
 from modelway.context import ClientInfo, RequestContext
 from modelway.errors import GatewayError
-from modelway.plugins.gemini import GeminiOptions, GeminiProvider
-from modelway.plugins.gemini_wire import (
+from modelway.plugins.providers.gemini import GeminiOptions, GeminiProvider
+from modelway.plugins.providers.gemini.wire import (
     GeminiStreamDecoder,
     ResponseMeta,
     error_from_google,

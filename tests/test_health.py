@@ -20,11 +20,11 @@ import openai
 import pytest
 import yaml
 
-import modelway.plugins.admin_api as admin_api_module
+import modelway.plugins.ops.admin_api as admin_api_module
 from modelway.context import AttemptOutcome
 from modelway.errors import ConfigError
 from modelway.pluginmanager import BUILTIN_PLUGINS
-from modelway.plugins.health import HealthBoard, Settings, is_backend_fault
+from modelway.plugins.traffic.health import HealthBoard, Settings, is_backend_fault
 from modelway.runtime import load_gateway
 from tests.harness import RunningGateway, run_gateway, write_config
 from tests.upstreams import Received, Reply, UpstreamServer, closed_port, openai_behavior

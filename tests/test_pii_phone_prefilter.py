@@ -1,6 +1,6 @@
 """The PII guard's phone pre-filter finds exactly what Presidio's own PhoneRecognizer finds.
 
-The pre-filter skips phone parses that cannot succeed (plugins/pii_engine.py); this compares
+The pre-filter skips phone parses that cannot succeed (policies/pii_guard/engine.py); this
 it with the unpatched recognizer on every region's example numbers in several formats, mutated,
 and on random digit and punctuation runs (a fixed seed, so a failure is reproducible).
 """
@@ -14,7 +14,7 @@ import phonenumbers
 import pytest
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-from modelway.plugins import pii_engine
+from modelway.plugins.policies.pii_guard import engine as pii_engine
 
 TYPES = (
     phonenumbers.PhoneNumberType.FIXED_LINE,

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modelway.errors import GatewayError
-from modelway.plugins.pii_engine import (
+from modelway.plugins.policies.pii_guard.engine import (
     PATTERN_ENTITIES,
     CustomPattern,
     EngineSpec,
@@ -25,7 +25,7 @@ from modelway.plugins.pii_engine import (
     analyze_texts,
     stream_step,
 )
-from modelway.plugins.pii_stream import (
+from modelway.plugins.policies.pii_guard.stream import (
     Cluster,
     MaskingStreamFilter,
     StreamMasker,
@@ -377,7 +377,7 @@ def test_observer_can_reject_before_the_entity_is_released():
 
 
 def test_every_hold_pattern_is_the_recognizers_own():
-    from modelway.plugins.pii_engine import LEFTOVER, _analyzer
+    from modelway.plugins.policies.pii_guard.engine import LEFTOVER, _analyzer
 
     holds = _analyzer(ALL).holds
     assert len(holds) > len(ALL.entities)
@@ -402,7 +402,7 @@ PIECES = [
 def recognizer_pair(entity: str) -> tuple[Any, Any]:
     from presidio_analyzer import predefined_recognizers
 
-    from modelway.plugins.pii_engine import _segmented
+    from modelway.plugins.policies.pii_guard.engine import _segmented
 
     cls = getattr(predefined_recognizers, PATTERN_ENTITIES[entity][0])
     return cls(supported_language="en"), _segmented(cls(supported_language="en"), entity)

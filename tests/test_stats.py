@@ -23,10 +23,10 @@ import openai
 import pytest
 import yaml
 
-import modelway.plugins.admin_api as admin_api_module
+import modelway.plugins.ops.admin_api as admin_api_module
 from modelway.errors import ConfigError
 from modelway.pluginmanager import BUILTIN_PLUGINS
-from modelway.plugins.stats import Bucket, Series, StatsBoard, percentile
+from modelway.plugins.ops.stats import Bucket, Series, StatsBoard, percentile
 from modelway.runtime import load_gateway
 from modelway.statscli import render, stats_url
 from tests.harness import RunningGateway, run_gateway, write_config

@@ -80,7 +80,7 @@ def test_modelway_plugins_lists_it_with_its_distribution(tmp_path, upstream):
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line.split(None, 2)[1:] for line in listed.stdout.splitlines()[1:]}
     assert rows["hello"] == ["-", "modelway-hello 0.1.0 (modelway_hello:HelloPlugin)"]
-    assert rows["mock"][1] == "built-in (modelway.plugins.mock)"
+    assert rows["mock"][1] == "built-in (modelway.plugins.providers.mock)"
 
     config = hello_config(tmp_path, upstream.url, "{header_value: abc}")
     listed = subprocess.run([MODELWAY, "plugins", "-c", str(config)],

@@ -30,7 +30,7 @@ from modelway.canonical import CanonicalRequest, Operation
 from modelway.config import BackendConfig
 from modelway.context import ClientInfo, RequestContext
 from modelway.errors import ConfigError, GatewayError
-from modelway.plugins.vertex import (
+from modelway.plugins.providers.vertex import (
     ANTHROPIC_VERSION,
     SCOPES,
     VertexOptions,

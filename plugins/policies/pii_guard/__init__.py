@@ -56,7 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelway import Decision, Policy, PolicySpec, hookimpl
 from modelway.errors import ConfigError, GatewayError
-from modelway.plugins.pii_engine import (
+from modelway.plugins.policies.pii_guard.engine import (
     NER_ENTITIES,
     PATTERN_ENTITIES,
     AnalyzerPool,
@@ -66,7 +66,7 @@ from modelway.plugins.pii_engine import (
     installed_ner_model,
     stream_step,
 )
-from modelway.plugins.pii_stream import Cluster, MaskingStreamFilter, Step, mask_text
+from modelway.plugins.policies.pii_guard.stream import Cluster, MaskingStreamFilter, Step, mask_text
 
 if TYPE_CHECKING:
     from modelway.canonical import CanonicalResponse

@@ -22,7 +22,7 @@ from modelway import hookimpl
 from modelway.canonical import UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.extension import ProviderSpec
-from modelway.plugins.openai import OpenAIProvider
+from modelway.plugins.providers.openai import OpenAIProvider
 
 
 class MockOptions(BaseModel):

@@ -29,8 +29,8 @@ from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, bad_request
 from modelway.extension import Endpoint, IngressAPI
-from modelway.plugins.gemini_wire import dumps
-from modelway.plugins.openai_api import parse_json_object
+from modelway.plugins.ingress.openai import parse_json_object
+from modelway.plugins.providers.gemini.wire import dumps
 
 JSON = dict[str, Any]
 API = "gemini"

@@ -27,7 +27,7 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import ConfigError, GatewayError
 from modelway.extension import ProviderSpec
-from modelway.plugins.openai import OpenAIOptions, OpenAIProvider, OpenAIStreamDecoder
+from modelway.plugins.providers.openai import OpenAIOptions, OpenAIProvider, OpenAIStreamDecoder
 
 _PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
 _SUFFIXES = ("/openai/v1", "/openai")

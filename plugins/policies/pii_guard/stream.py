@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from modelway.plugins.pii_engine import Found
+from modelway.plugins.policies.pii_guard.engine import Found
 
 LEFT_CONTEXT = 64
 """Released characters analysed again in front of held text (word boundaries, context)."""

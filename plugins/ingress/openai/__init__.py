@@ -21,7 +21,7 @@ from modelway.configload import format_path
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, bad_request
 from modelway.extension import Endpoint, IngressAPI, LocalAnswer
-from modelway.plugins.openai_schema import ChatCompletionRequest, EmbeddingsRequest
+from modelway.plugins.ingress.openai.schema import ChatCompletionRequest, EmbeddingsRequest
 from modelway.runtime import Gateway
 
 API = "openai"

@@ -4,7 +4,7 @@ Requests go to `{base}/model/{modelId}/converse` (or `/converse-stream`) with th
 URL-encoded, signed with SigV4 (botocore's signer, service `bedrock`) from configured
 credentials, botocore's default credential chain, or sent with a Bedrock API key as a bearer
 token. Streamed answers arrive as `application/vnd.amazon.eventstream` frames. The
-translation itself lives in `modelway.plugins.bedrock_wire`.
+translation itself lives in `modelway.plugins.providers.bedrock.wire`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import ConfigError, GatewayError, upstream_error
 from modelway.extension import Provider, ProviderSpec
-from modelway.plugins.bedrock_wire import (
+from modelway.plugins.providers.bedrock.wire import (
     ConverseStreamTranslator,
     EventMessage,
     EventStreamDecoder,

@@ -34,14 +34,14 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, upstream_error
 from modelway.extension import Provider, ProviderSpec, StreamDecoder
-from modelway.plugins.anthropic import AnthropicStreamDecoder
-from modelway.plugins.anthropic_wire import (
+from modelway.plugins.providers.anthropic import AnthropicStreamDecoder
+from modelway.plugins.providers.anthropic.wire import (
     error_from_body,
     message_to_completion,
     request_to_anthropic,
 )
-from modelway.plugins.gemini import auth_failed, require_chat, response_meta
-from modelway.plugins.gemini_wire import (
+from modelway.plugins.providers.gemini import auth_failed, require_chat, response_meta
+from modelway.plugins.providers.gemini.wire import (
     GeminiStreamDecoder,
     dumps,
     error_from_google,

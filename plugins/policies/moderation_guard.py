@@ -57,7 +57,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelway import Decision, GatewayError, Operation, Policy, PolicySpec, RequestContext, hookimpl
-from modelway.plugins.guard_http import ServiceFailed, post_json
+from modelway.plugins.policies.guard_http import ServiceFailed, post_json
 
 if TYPE_CHECKING:
     from modelway.runtime import Backend, Gateway

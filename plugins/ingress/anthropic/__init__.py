@@ -16,7 +16,7 @@ from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.extension import Endpoint, IngressAPI
-from modelway.plugins.anthropic_ingress_wire import (
+from modelway.plugins.ingress.anthropic.wire import (
     AnthropicStreamEncoder,
     error_object,
     new_message_id,
@@ -24,7 +24,7 @@ from modelway.plugins.anthropic_ingress_wire import (
     to_openai_request,
     validate_request,
 )
-from modelway.plugins.openai_api import parse_json_object
+from modelway.plugins.ingress.openai import parse_json_object
 
 API = "anthropic"
 MESSAGES_PATH = "/v1/messages"

@@ -25,9 +25,9 @@ from modelway import hookimpl
 from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.errors import ConfigError, GatewayError
 from modelway.extension import Endpoint, IngressAPI, LocalAnswer, StreamEncoder
-from modelway.plugins.health import HealthBoard
-from modelway.plugins.openai_api import error_object
-from modelway.plugins.stats import StatsBoard
+from modelway.plugins.ingress.openai import error_object
+from modelway.plugins.ops.stats import StatsBoard
+from modelway.plugins.traffic.health import HealthBoard
 
 if TYPE_CHECKING:
     from modelway.context import RequestContext

@@ -3,7 +3,7 @@
 Backends look like `{provider: anthropic, api_key: ..., model: claude-..., base_url: ...}`
 (base_url defaults to https://api.anthropic.com). Requests go to `POST {base_url}/v1/messages`
 with `x-api-key` and `anthropic-version`; translation in both directions is the pure code in
-`modelway.plugins.anthropic_wire`, this module adds the options, headers, SSE decoding and
+`modelway.plugins.providers.anthropic.wire`, this module adds the options, headers, SSE decoding and
 error handling.
 
 Errors keep their status (429 stays 429 with `retry-after`, 529 `overloaded_error` stays 529);
@@ -32,7 +32,7 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, credentials_rejected, upstream_error
 from modelway.extension import Provider, ProviderSpec
-from modelway.plugins.anthropic_wire import (
+from modelway.plugins.providers.anthropic.wire import (
     DEFAULT_VERSION,
     StreamTranslator,
     error_from_body,

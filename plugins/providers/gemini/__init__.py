@@ -17,7 +17,7 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, credentials_rejected
 from modelway.extension import Provider, ProviderSpec
-from modelway.plugins.gemini_wire import (
+from modelway.plugins.providers.gemini.wire import (
     GeminiStreamDecoder,
     ResponseMeta,
     dumps,

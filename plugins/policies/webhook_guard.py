@@ -84,7 +84,7 @@ from modelway import (
     RequestContext,
     hookimpl,
 )
-from modelway.plugins.guard_http import ServiceFailed, post_json
+from modelway.plugins.policies.guard_http import ServiceFailed, post_json
 
 if TYPE_CHECKING:
     from modelway.runtime import Gateway

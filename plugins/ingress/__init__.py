@@ -1,0 +1,1 @@
+"""Built-in ingress plugins: the client-facing APIs the gateway speaks."""

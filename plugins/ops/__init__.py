@@ -1,0 +1,1 @@
+"""Built-in operations plugins: access log, statistics, admin endpoints."""

@@ -1,0 +1,1 @@
+"""Built-in policy plugins: enrichment and guards, applied per route."""

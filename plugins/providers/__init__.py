@@ -1,0 +1,1 @@
+"""Built-in provider plugins: one backend wire format each, pure translation plus auth."""

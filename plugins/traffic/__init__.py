@@ -1,0 +1,1 @@
+"""Built-in traffic plugins: routing plans and backend health."""
