@@ -10,36 +10,51 @@ from modelway.canonical import (
     UpstreamRequest,
     Usage,
 )
+from modelway.config import BackendConfig
 from modelway.context import Attempt, AttemptOutcome, Plan, RequestContext
 from modelway.errors import ConfigError, GatewayError
 from modelway.extension import (
-    Decision,
-    Endpoint,
-    IngressAPI,
-    LocalAnswer,
-    Policy,
-    PolicySpec,
     Provider,
     ProviderSpec,
     StreamDecoder,
+    Transport,
+    UpstreamResponse,
+)
+from modelway.ingress import (
+    Endpoint,
+    IngressAPI,
+    LocalAnswer,
+    LocalEndpoint,
+    NativeStream,
     StreamEncoder,
-    StreamFilter,
+    WireSupport,
 )
 from modelway.markers import hookimpl
+from modelway.policy import Decision, Policy, PolicySpec
+from modelway.runtime import Backend, Gateway, Route
+from modelway.services import HealthService, Services, StatsService
+from modelway.wire import Call, RequestView, ResponseView, Segment, TextFilter
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Attempt",
     "AttemptOutcome",
+    "Backend",
+    "BackendConfig",
+    "Call",
     "CanonicalRequest",
     "CanonicalResponse",
     "ConfigError",
     "Decision",
     "Endpoint",
+    "Gateway",
     "GatewayError",
+    "HealthService",
     "IngressAPI",
     "LocalAnswer",
+    "LocalEndpoint",
+    "NativeStream",
     "Operation",
     "Plan",
     "Policy",
@@ -47,11 +62,20 @@ __all__ = [
     "Provider",
     "ProviderSpec",
     "RequestContext",
+    "RequestView",
+    "ResponseView",
+    "Route",
+    "Segment",
+    "Services",
+    "StatsService",
     "StreamDecoder",
     "StreamEncoder",
-    "StreamFilter",
+    "TextFilter",
+    "Transport",
     "UpstreamRequest",
+    "UpstreamResponse",
     "Usage",
+    "WireSupport",
     "__version__",
     "hookimpl",
 ]

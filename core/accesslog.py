@@ -10,7 +10,6 @@ from modelway.context import RequestContext
 
 def access_record(ctx: RequestContext) -> dict[str, Any]:
     timings = ctx.timings
-    request = ctx.request
     served = ctx.served_by or (ctx.attempts[-1] if ctx.attempts else None)
     record: dict[str, Any] = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
@@ -22,7 +21,7 @@ def access_record(ctx: RequestContext) -> dict[str, Any]:
         "backend": served.backend.name if served else None,
         "provider": served.backend.provider_name if served else None,
         "variant": served.variant if served else None,
-        "model": request.model if request else None,
+        "model": ctx.model,
         "upstream_model": ctx.upstream_model,
         "status": ctx.status,
         "latency_ms": timings.since_start_ms(timings.end),

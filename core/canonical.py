@@ -13,16 +13,27 @@ from typing import Any
 
 
 class Operation(enum.StrEnum):
+    """What a request asks for, whatever its wire API (the Responses API is `chat`)."""
+
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
     MODELS = "models"
+    COUNT_TOKENS = "count_tokens"
+    OTHER = "other"
+    """Any other provider endpoint, passed through to a backend of the same API."""
 
 
 @dataclass(slots=True)
 class Usage:
+    """Token counts of one answer. `prompt_tokens` counts ALL input tokens (OpenAI's meaning):
+    `cached_tokens` (cache reads) and `cache_write_tokens` (cache writes) are parts of it;
+    `reasoning_tokens` is part of `completion_tokens`."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -32,17 +43,39 @@ class Usage:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.cached_tokens += other.cached_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+
+    def to_openai(self) -> dict[str, Any]:
+        """The canonical (OpenAI chat) usage object, with the hub's cache-write extension."""
+        out: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        if self.cached_tokens:
+            out["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.cache_write_tokens:
+            out["cache_creation_input_tokens"] = self.cache_write_tokens
+        if self.reasoning_tokens:
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return out
 
     @classmethod
     def from_openai(cls, data: Any) -> Usage | None:
-        """Read an OpenAI `usage` object; None when absent or malformed."""
+        """Read an OpenAI `usage` object (with the hub's extensions); None when absent."""
         if not isinstance(data, dict):
             return None
-        details = data.get("prompt_tokens_details") or {}
+        prompt = data.get("prompt_tokens_details")
+        completion = data.get("completion_tokens_details")
         return cls(
             prompt_tokens=_int(data.get("prompt_tokens")),
             completion_tokens=_int(data.get("completion_tokens")),
-            cached_tokens=_int(details.get("cached_tokens")) if isinstance(details, dict) else 0,
+            cached_tokens=_int(prompt.get("cached_tokens")) if isinstance(prompt, dict) else 0,
+            cache_write_tokens=_int(data.get("cache_creation_input_tokens")),
+            reasoning_tokens=(
+                _int(completion.get("reasoning_tokens")) if isinstance(completion, dict) else 0
+            ),
         )
 
 

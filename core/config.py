@@ -39,6 +39,10 @@ class GatewaySettings(Strict):
     connect_timeout_seconds: float = Field(10.0, gt=0)
     upstream_timeout_seconds: float = Field(600.0, gt=0)
     api_keys: list[SecretStr] = Field(default_factory=list)
+    """Keys clients must send (any API's key header); empty: no key is needed."""
+    admin_keys: list[SecretStr] = Field(default_factory=list)
+    """Keys the admin endpoints (`/modelway/*`) need; without them the admin endpoints take
+    the client keys, and with no keys at all they answer on a loopback listener only."""
     identity_header: str = "x-user-id"
     ca_dir: str = "~/.modelway"
     """Where the forward proxy's CA lives (created on first run, key readable by the owner)."""
@@ -50,6 +54,17 @@ class GatewaySettings(Strict):
     intercept_hosts: list[str] = Field(default_factory=lambda: list(LLM_HOSTS))
     """Forward mode: host globs whose TLS is intercepted (default: the enabled providers'
     hosts). Every other host is tunnelled untouched."""
+
+    @field_validator("api_keys", "admin_keys")
+    @classmethod
+    def _no_empty_key(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for index, key in enumerate(keys):
+            if not key.get_secret_value().strip():
+                raise ValueError(
+                    f"key {index} is empty (an unset environment variable?): an empty key "
+                    "would switch authentication off; remove it or set the variable"
+                )
+        return keys
 
 
 class BackendConfig(BaseModel):

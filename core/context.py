@@ -10,8 +10,9 @@ from modelway.canonical import CanonicalRequest, Usage
 
 if TYPE_CHECKING:
     from modelway.errors import GatewayError
-    from modelway.extension import Endpoint, IngressAPI
+    from modelway.ingress import Endpoint, IngressAPI, WireSupport
     from modelway.runtime import Backend, Gateway, Route
+    from modelway.wire import Call, RequestView
 
 
 @dataclass(slots=True)
@@ -72,8 +73,11 @@ class Plan:
 class RequestContext:
     """Everything the gateway knows about one request while it is in flight.
 
-    `annotations` is for plugins: small JSON-safe values there appear in the access log under
-    `extra`. `flow` is the underlying mitmproxy flow, an escape hatch only.
+    `call` is the client's request in its own wire API (policies edit it through `view`);
+    `request` is its canonical translation, made only when a backend of another wire API is
+    tried (`hub`). `annotations` is for plugins: small JSON-safe values there appear in the
+    access log under `extra`. `gateway` is the configuration the request started on: every
+    hook of the request runs on it, also across a reload.
     """
 
     id: str
@@ -82,14 +86,20 @@ class RequestContext:
     host: str
     headers: dict[str, str]
     client: ClientInfo
+    query: str = ""
+    """The query string, without `?`."""
     api: IngressAPI | None = None
     endpoint: Endpoint | None = None
+    call: Call | None = None
+    wire: WireSupport | None = None
     request: CanonicalRequest | None = None
     route: Route | None = None
     plan: Plan | None = None
     attempts: list[Attempt] = field(default_factory=list)
     served_by: Attempt | None = None
     upstream_model: str | None = None
+    upstream_headers: dict[str, str] = field(default_factory=dict)
+    """Headers of the backend's answer the client gets too (rate limits, retry hints)."""
     status: int | None = None
     error: GatewayError | None = None
     usage: Usage | None = None
@@ -97,8 +107,38 @@ class RequestContext:
     annotations: dict[str, Any] = field(default_factory=dict)
     gateway: Gateway | None = field(default=None, repr=False)
     """The gateway serving the request (its backends, settings, plugins)."""
-    flow: Any = field(default=None, repr=False)
+    lane: str | None = None
+    """`native` (the client's own body went upstream) or `hub` (translated), once sent."""
 
     @property
     def streaming(self) -> bool:
+        if self.call is not None:
+            return self.call.stream
         return bool(self.request and self.request.stream)
+
+    @property
+    def model(self) -> str | None:
+        """The model the client asked for."""
+        if self.call is not None:
+            return self.call.model
+        return self.request.model if self.request else None
+
+    @property
+    def view(self) -> RequestView:
+        """The policy view over the client's request (see `modelway.wire`)."""
+        assert self.call is not None and self.call.view is not None
+        return self.call.view
+
+    def forwarded_headers(self) -> dict[str, str]:
+        """The client's feature headers the same-API lane passes upstream (`anthropic-beta`,
+        `openai-beta`, `idempotency-key` ...), as the client's wire API names them."""
+        names = self.wire.forward_headers if self.wire is not None else ()
+        return {name: self.headers[name] for name in names if name in self.headers}
+
+    def hub(self) -> CanonicalRequest:
+        """The canonical translation of the call, made once (raises GatewayError 400 when
+        the call cannot be translated)."""
+        if self.request is None:
+            assert self.call is not None and self.api is not None
+            self.request = self.api.to_hub(self.call)
+        return self.request

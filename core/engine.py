@@ -1,32 +1,34 @@
-"""The request path for mitmproxy flows: accept, decode, route, police, plan, send, finish.
+"""The gateway's side of mitmproxy: every flow to the request path, every answer to its flow.
 
 The mitmproxy addon (modelway.addons.gateway) calls these methods from its event hooks and
-does nothing else. Non-streamed answers are set on the flow whole; streamed ones are pointed
-at the relay server, which produces the client's stream as it arrives.
+does nothing else. A whole answer is set on the flow; a streamed one is pointed at the relay,
+which sends it as it is produced. Whatever happens, a request that reached the engine is
+answered by the gateway: it never falls through to mitmproxy's own upstream (the reverse
+target) unless forward mode's `unmatched: pass` says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
-import json
 import logging
 import re
 import time
 import uuid
-from typing import Any
 
-from mitmproxy import http
+from mitmproxy import connection, http
 
 from modelway.accesslog import access_record
-from modelway.clients import KeyCheck, client_info
+from modelway.clients import client_info
 from modelway.context import RequestContext
-from modelway.errors import GatewayError, not_found
-from modelway.executor import complete
-from modelway.extension import IngressAPI
+from modelway.errors import GatewayError
 from modelway.relay import RelayServer
+from modelway.replies import Reply, StreamReply, minimal_error_body
+from modelway.requestpath import Passed, RequestPath
 from modelway.runtime import Gateway
-from modelway.streamjobs import StreamJobs, served_headers
+from modelway.services import Services
+from modelway.streams import LiveStreams
 from modelway.upstream import HttpTransport
 
 logger = logging.getLogger("modelway")
@@ -34,40 +36,37 @@ logger = logging.getLogger("modelway")
 CTX = "modelway_ctx"
 RELAYED = "modelway_relayed"
 TOO_LARGE = "modelway_too_large"
-HEALTH_PATH = "/healthz"
+WATCH_SECONDS = 0.25
+"""How often waiting requests are checked for a client that went away."""
 
 
 class Engine:
     """Owns the live Gateway (swapped whole on reload), the upstream pool and the relay."""
 
     def __init__(self, gateway: Gateway) -> None:
+        settings = gateway.config.gateway
         self.transport = HttpTransport(
-            gateway.config.gateway.connect_timeout_seconds,
-            gateway.config.gateway.upstream_timeout_seconds,
+            settings.connect_timeout_seconds, settings.upstream_timeout_seconds
         )
-        self.streams = StreamJobs(self)
-        self.relay = RelayServer(self.streams.serve)
+        self.live = LiveStreams()
+        self.path = RequestPath(self.transport, self.live)
+        self.relay = RelayServer()
+        self.services: Services = gateway.services
         self.inflight = 0
         self.draining = False
         self._idle = asyncio.Event()
-        self.gateway = gateway
-        self._keys = KeyCheck([])
         self.forward = False
-        self.shared: dict[str, Any] = gateway.shared
-        self._retiring: asyncio.Task[None] | None = None
+        self._waiting: dict[str, tuple[connection.Client, asyncio.Task[object]]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self.gateway = gateway
         self.use(gateway)
 
     def use(self, gateway: Gateway) -> None:
-        if gateway.shared is not self.shared:  # built without the engine's shared state
-            for key, value in gateway.shared.items():
-                self.shared.setdefault(key, value)
-            gateway.shared = self.shared
+        gateway.services = self.services
         self.gateway = gateway
         settings = gateway.config.gateway
-        self._keys = KeyCheck(k.get_secret_value() for k in settings.api_keys)
-        self._max_body = settings.max_body_bytes
         self._identity_header = settings.identity_header.lower()
-        self._default_api = gateway.apis[0] if gateway.apis else None
         self._hosts: re.Pattern[str] | None = None
         if settings.mode == "forward" or self.forward:
             globs = gateway.intercept_hosts()
@@ -78,34 +77,34 @@ class Engine:
     async def start(self) -> None:
         await self.transport.start()
         await self.relay.start()
-        for backend in self.gateway.backends.values():
-            await backend.provider.startup()
-        self.gateway.hooks.startup(self.gateway)
+        await _start(self.gateway)
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_clients())
 
     async def stop(self) -> None:
-        self.gateway.hooks.shutdown(self.gateway)
-        for backend in self.gateway.backends.values():
-            await backend.provider.shutdown()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for task in list(self._retiring):
+            task.cancel()
+        await _stop(self.gateway)
         await self.relay.stop()
         await self.transport.close()
 
     async def adopt(self, gateway: Gateway) -> None:
         """Switch to a reloaded configuration: start it, serve new requests with it, and
         retire the previous one once its in-flight requests can have finished."""
-        for backend in gateway.backends.values():
-            await backend.provider.startup()
+        await _start(gateway, hooks=False)
         old = self.gateway
         self.use(gateway)
         gateway.hooks.startup(gateway)
         logger.info("configuration reloaded from %s", gateway.source.name)
-        self._retiring = asyncio.get_running_loop().create_task(self._retire(old))
+        task = asyncio.get_running_loop().create_task(self._retire(old))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     @staticmethod
     async def _retire(old: Gateway) -> None:
         await asyncio.sleep(old.config.gateway.shutdown_grace_seconds)
-        old.hooks.shutdown(old)
-        for backend in old.backends.values():
-            await backend.provider.shutdown()
+        await _stop(old)
 
     async def drain(self, grace_seconds: float) -> bool:
         """Wait until no request is in flight, at most `grace_seconds`; True if drained."""
@@ -121,33 +120,64 @@ class Engine:
 
     async def cut_streams(self) -> None:
         """End every stream still open with an error event the client can see."""
-        await self.streams.cut()
+        await self.live.cut()
         await self.relay.stop()
 
     # ----------------------------------------------------------------------------- hooks
 
     def request_headers(self, flow: http.HTTPFlow) -> None:
         length = flow.request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > self._max_body:
+        if length.isdigit() and int(length) > self.gateway.config.gateway.max_body_bytes:
             flow.metadata[TOO_LARGE] = True
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if self._hosts is not None and not self._hosts.match(flow.request.pretty_host):
             return  # forward mode: not an LLM host, pass it through untouched
-        ctx = self._context(flow)
-        flow.metadata[CTX] = ctx
         self.inflight += 1
+        ctx: RequestContext | None = None
         try:
-            await self._dispatch(flow, ctx)
-        except GatewayError as error:
-            self._answer_error(flow, ctx, error)
-        except Exception:
-            logger.exception("internal error on request %s", ctx.id)
-            self._answer_error(
-                flow,
+            ctx = self._context(flow)
+            flow.metadata[CTX] = ctx
+            await self._serve(flow, ctx)
+        except Passed:
+            return
+        except BaseException as exc:  # the flow must be answered whatever happened
+            if ctx is not None:
+                ctx.status = 500
+            logger.error("internal error answering a request (%s)", type(exc).__name__)
+            _answer_minimal(flow, 500, "internal gateway error")
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            unanswered = flow.response is None and not flow.metadata.get(RELAYED)
+            if unanswered and ctx is not None and ctx.annotations.get("unmatched") != "passed":
+                _answer_minimal(flow, 502, "the gateway could not answer this request")
+
+    async def _serve(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        body = flow.request.raw_content or b""
+        work = asyncio.ensure_future(
+            self.path.handle(
                 ctx,
-                GatewayError(500, "internal gateway error", "server_error", "internal_error"),
+                body,
+                too_large=bool(flow.metadata.get(TOO_LARGE)),
+                forward=self._hosts is not None,
             )
+        )
+        self._waiting[flow.id] = (flow.client_conn, work)
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            if work.cancelled():  # the client went away: nobody is left to answer
+                ctx.error = GatewayError(499, "the client went away", "client_error", "client_gone")
+                _answer_minimal(flow, 499, "the client went away")
+                return
+            raise
+        finally:
+            self._waiting.pop(flow.id, None)
+        if isinstance(result, StreamReply):
+            self._point_at_relay(flow, result)
+        else:
+            self._answer(flow, result)
 
     def response_headers(self, flow: http.HTTPFlow) -> None:
         if flow.metadata.get(RELAYED) and flow.response is not None:
@@ -158,182 +188,94 @@ class Engine:
         if ctx is None:
             return
         ctx.timings.end = time.monotonic()
-        if flow.response is not None:
+        if flow.response is not None and ctx.status is None:
             ctx.status = flow.response.status_code
         if flow.error is not None and ctx.error is None:
             ctx.error = GatewayError(499, flow.error.msg, "client_error", "connection_closed")
             ctx.status = ctx.status or 499
         if flow.metadata.get(RELAYED) and flow.error is not None:
-            self.relay.forget(flow.request.path)
+            parked = self.relay.forget(flow.request.path)
+            if parked is not None:
+                parked.body.cancel()
+        gateway = ctx.gateway or self.gateway
         try:
-            self.gateway.hooks.request_done(ctx, access_record(ctx))
-        except Exception:
-            logger.exception("a request_done hook failed for request %s", ctx.id)
+            gateway.hooks.request_done(ctx, access_record(ctx))
+        except Exception as exc:
+            logger.error(
+                "a request_done hook failed for request %s (%s)", ctx.id, type(exc).__name__
+            )
         self.inflight -= 1
         if self.inflight == 0:
             self._idle.set()
 
-    # ----------------------------------------------------------------------------- dispatch
+    # ----------------------------------------------------------------------------- helpers
 
     def _context(self, flow: http.HTTPFlow) -> RequestContext:
         request = flow.request
         headers = _lower_headers(request.headers)
         address = flow.client_conn.peername[0] if flow.client_conn.peername else "unknown"
+        path, _, query = request.path.partition("?")
         return RequestContext(
             id=_request_id(headers.get("x-request-id")),
             method=request.method,
-            path=request.path.split("?", 1)[0],
+            path=path,
             host=request.pretty_host,
             headers=headers,
             client=client_info(address, headers, self._identity_header),
+            query=query,
             gateway=self.gateway,
-            flow=flow,
         )
 
-    async def _dispatch(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        gateway = self.gateway
-        if ctx.path == HEALTH_PATH:
-            self._answer(flow, ctx, 200, b'{"status":"ok"}', "application/json")
-            return
-        try:
-            api = self._find_endpoint(ctx)
-        except GatewayError as error:
-            if self._passes_unmatched(ctx, error):
-                return
-            raise
-        self._keys.verify(ctx.client)
-        assert ctx.endpoint is not None
-        if ctx.endpoint.local and self._hosts is not None:
-            # forward mode: the real host answers its own models list, not the gateway
-            own = not_found(f"{ctx.path} is the provider's own endpoint", code="unknown_url")
-            if self._passes_unmatched(ctx, own):
-                return
-        if ctx.endpoint.local:
-            answer = await api.local_answer_async(ctx.endpoint, ctx, gateway)
-            self._answer(flow, ctx, answer.status, answer.body, answer.content_type)
-            return
-        body = flow.request.raw_content or b""
-        if flow.metadata.get(TOO_LARGE) or len(body) > self._max_body:
-            raise GatewayError(
-                413,
-                f"request body is larger than the gateway's limit of {self._max_body} bytes",
-                code="request_too_large",
-            )
-        ctx.request = api.decode(ctx.endpoint, body, ctx.headers)
-        try:
-            await self._route_and_police(ctx)
-        except _NoRoute as error:
-            if self._passes_unmatched(ctx, error.error):
-                return
-            raise error.error from None
-        if ctx.request.stream:
-            self._point_at_relay(flow, ctx)
-            return
-        result = await complete(gateway, self.transport, ctx)
-        self._answer(flow, ctx, result.status, api.encode_response(ctx, result), "application/json")
-
-    def _find_endpoint(self, ctx: RequestContext) -> IngressAPI:
-        for api in self.gateway.apis:
-            endpoint = api.match(ctx.method, ctx.path)
-            if endpoint is not None:
-                ctx.api, ctx.endpoint = api, endpoint
-                return api
-        owner = next((a for a in self.gateway.apis if a.claims(ctx.path)), self._default_api)
-        ctx.api = owner
-        if owner is not None and owner.claims(ctx.path):
-            raise GatewayError(
-                405, f"method {ctx.method} is not allowed on {ctx.path}", code="method_not_allowed"
-            )
-        raise not_found(
-            f"unknown path {ctx.path}: this gateway serves "
-            + ", ".join(path for api in self.gateway.apis for path in api.paths),
-            code="unknown_url",
-        )
-
-    def _passes_unmatched(self, ctx: RequestContext, error: GatewayError) -> bool:
-        """Forward mode, nothing matched: True to let the request through untouched;
-        raises the configured denial otherwise. Reverse mode: False (answer `error`)."""
-        if self._hosts is None:
-            return False
-        if self.gateway.config.gateway.unmatched == "pass":
-            ctx.annotations["unmatched"] = "passed"
-            return True
-        raise GatewayError(
-            403,
-            f"{error.message}; the gateway denies requests to {ctx.host} that match no route",
-            "invalid_request_error",
-            "unmatched_denied",
-        )
-
-    async def _route_and_police(self, ctx: RequestContext) -> None:
-        assert ctx.request is not None
-        route = self.gateway.match_route(ctx.request.model, ctx.path, ctx.headers, ctx.host)
-        if route is None:
-            raise _NoRoute(
-                not_found(
-                    f"the model '{ctx.request.model}' does not exist or no route serves it",
-                    code="model_not_found",
-                )
-            )
-        ctx.route = route
-        self.gateway.hooks.request_received(ctx)
-        for policy in route.policies:
-            decision = await policy.on_request(ctx)
-            if decision is not None and not decision.allowed:
-                raise decision.as_error()
-        ctx.plan = self.gateway.hooks.plan(ctx, route)
-        if ctx.plan is None or not ctx.plan.attempts:
-            raise GatewayError(
-                503, f"route '{route.name}' has no backend to try", "server_error", "no_backend"
-            )
-
-    # ----------------------------------------------------------------------------- answers
-
-    def _answer(
-        self,
-        flow: http.HTTPFlow,
-        ctx: RequestContext,
-        status: int,
-        body: bytes,
-        content_type: str,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        ctx.status = status
-        headers = {
-            "content-type": content_type,
-            **served_headers(ctx),
-            **(extra or {}),
-        }
+    def _answer(self, flow: http.HTTPFlow, result: Reply) -> None:
+        headers = dict(result.headers)
         if self.draining:
             headers["connection"] = "close"
-        flow.response = http.Response.make(status, body, headers)
+        try:
+            flow.response = http.Response.make(result.status, result.body, headers)
+        except (ValueError, UnicodeError) as exc:
+            logger.error("an answer could not be encoded (%s)", type(exc).__name__)
+            _answer_minimal(flow, result.status, "the gateway's answer could not be encoded")
 
-    def _answer_error(self, flow: http.HTTPFlow, ctx: RequestContext, error: GatewayError) -> None:
-        ctx.error = error
-        api = ctx.api or self._default_api
-        if api is None:
-            body = json.dumps({"error": {"message": error.message}}).encode()
-            self._answer(flow, ctx, error.status, body, "application/json", error.headers)
-            return
-        headers = api.error_headers(error)
-        content_type = headers.pop("content-type", "application/json")
-        self._answer(flow, ctx, error.status, api.error_body(error), content_type, headers)
-
-    # ----------------------------------------------------------------------------- streams
-
-    def _point_at_relay(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+    def _point_at_relay(self, flow: http.HTTPFlow, job: StreamReply) -> None:
         request = flow.request
-        path = self.relay.register(ctx)
+        path = self.relay.register(job)
         request.scheme, request.host, request.port = "http", "127.0.0.1", self.relay.port
         request.method, request.path = "POST", path
         request.headers = http.Headers(host=f"127.0.0.1:{self.relay.port}", content_length="0")
         request.content = b""
         flow.metadata[RELAYED] = True
 
+    async def _watch_clients(self) -> None:
+        """Cancel the work of requests whose client connection closed (EOF)."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            for client, work in list(self._waiting.values()):
+                if not (client.state & connection.ConnectionState.CAN_READ) and not work.done():
+                    work.cancel()
 
-class _NoRoute(Exception):
-    def __init__(self, error: GatewayError) -> None:
-        self.error = error
+
+async def _start(gateway: Gateway, hooks: bool = True) -> None:
+    for backend in gateway.backends.values():
+        await backend.provider.startup()
+    for policy in gateway.policies():
+        await policy.startup(gateway)
+    if hooks:
+        gateway.hooks.startup(gateway)
+
+
+async def _stop(gateway: Gateway) -> None:
+    gateway.hooks.shutdown(gateway)
+    for policy in gateway.policies():
+        with contextlib.suppress(Exception):
+            await policy.shutdown()
+    for backend in gateway.backends.values():
+        await backend.provider.shutdown()
+
+
+def _answer_minimal(flow: http.HTTPFlow, status: int, message: str) -> None:
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    body = minimal_error_body(GatewayError(status, message, kind, "gateway_error"))
+    flow.response = http.Response.make(status, body, {"content-type": "application/json"})
 
 
 def _lower_headers(headers: http.Headers) -> dict[str, str]:
@@ -350,6 +292,6 @@ def _lower_headers(headers: http.Headers) -> dict[str, str]:
 
 def _request_id(given: str | None) -> str:
     """The client's request id when it is a sane token, else a fresh one."""
-    if given and len(given) <= 128 and given.isprintable():
+    if given and len(given) <= 128 and given.isascii() and given.isprintable():
         return given
     return uuid.uuid4().hex

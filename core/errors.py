@@ -19,6 +19,10 @@ class GatewayError(Exception):
     code: str | None = None
     param: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    native_body: bytes | None = field(default=None, repr=False)
+    """The backend's own error body, when the backend speaks the client's API: the client
+    gets it unchanged (with `native_content_type`) instead of a body the gateway writes."""
+    native_content_type: str = "application/json"
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

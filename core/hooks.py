@@ -11,7 +11,7 @@ from modelway.errors import ConfigError
 if TYPE_CHECKING:
     from modelway.canonical import UpstreamRequest
     from modelway.context import Attempt, AttemptOutcome, Plan, RequestContext
-    from modelway.extension import IngressAPI, PolicySpec, ProviderSpec
+    from modelway.extension import IngressAPI, LocalEndpoint, PolicySpec, ProviderSpec
     from modelway.runtime import Gateway, Route
 
 
@@ -27,7 +27,22 @@ class Hooks:
         return _unique("policy", self._collect("modelway_policies"))
 
     def ingress_apis(self) -> list[IngressAPI]:
-        return self._collect("modelway_ingress_apis")
+        apis: list[IngressAPI] = self._collect("modelway_ingress_apis")
+        _unique("ingress API", apis)
+        return apis
+
+    def local_endpoints(self) -> list[LocalEndpoint]:
+        endpoints: list[LocalEndpoint] = self._collect("modelway_local_endpoints")
+        seen: dict[tuple[str, str], LocalEndpoint] = {}
+        for endpoint in endpoints:
+            key = (endpoint.method, endpoint.path)
+            if key in seen:
+                raise ConfigError(
+                    f"local endpoint {endpoint.method} {endpoint.path} is registered twice: "
+                    f"'{seen[key].name}' and '{endpoint.name}'"
+                )
+            seen[key] = endpoint
+        return endpoints
 
     def configure(self, gateway: Gateway) -> None:
         self._hook.modelway_configure(gateway=gateway)
@@ -74,4 +89,5 @@ def _unique(kind: str, registrations: list[Any]) -> dict[str, Any]:
 
 
 def _origin(spec: Any) -> str:
-    return getattr(spec.factory, "__module__", None) or type(spec).__module__
+    factory = getattr(spec, "factory", None)
+    return getattr(factory, "__module__", None) or type(spec).__module__

@@ -20,7 +20,7 @@ import pluggy
 if TYPE_CHECKING:
     from modelway.canonical import UpstreamRequest
     from modelway.context import Attempt, AttemptOutcome, Plan, RequestContext
-    from modelway.extension import IngressAPI, PolicySpec, ProviderSpec
+    from modelway.extension import IngressAPI, LocalEndpoint, PolicySpec, ProviderSpec
     from modelway.runtime import Gateway, Route
 
 hookspec = pluggy.HookspecMarker("modelway")
@@ -46,6 +46,16 @@ def modelway_ingress_apis() -> list[IngressAPI]:
     Each `IngressAPI` matches method and path, decodes requests into the canonical form and
     encodes answers, streams and errors in its own wire shape (OpenAI, Anthropic, a provider's
     native API seen in forward mode). They are asked in registration order.
+    """
+
+
+@hookspec
+def modelway_local_endpoints() -> list[LocalEndpoint]:
+    """Register paths the gateway answers itself (1:N, collected at start-up).
+
+    Admin pages, metrics, dashboards: each `LocalEndpoint` names its method and path (or path
+    prefix), whether it needs an admin key, and an async handler returning a `LocalAnswer`.
+    They are matched before the ingress APIs; two registrations of one path stop start-up.
     """
 
 

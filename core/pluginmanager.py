@@ -36,7 +36,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "azure": "modelway.plugins.providers.azure",
     "bedrock": "modelway.plugins.providers.bedrock",
     "enrich": "modelway.plugins.policies.enrich",
-    "pii_guard": "modelway.plugins.policies.pii_guard",
+    "pii_guard": "modelway.plugins.policies.pii_guard:PiiGuardPlugin",
     "webhook_guard": "modelway.plugins.policies.webhook_guard",
     "moderation_guard": "modelway.plugins.policies.moderation_guard",
     "health": "modelway.plugins.traffic.health:HealthPlugin",

@@ -1,60 +1,158 @@
-"""A small HTTP server on mitmproxy's own event loop that serves streamed answers.
+"""A minimal HTTP/1.1 server on mitmproxy's own event loop that serves streamed answers.
 
 mitmproxy can stream a response to the client only when it reads it from an upstream, not
-when an addon makes it. So a streaming request is pointed at this server (with a one-time
-token); the handler makes the upstream calls itself and writes the client's stream as it is
-produced. Only 127.0.0.1 listens, and an unknown token gets a 404.
+when an addon makes it. So a streaming request is pointed at this server with a one-time
+token; the answer (status, headers, then a body produced as it is sent) is written in chunked
+encoding, each piece as soon as it exists, with Nagle's algorithm off. Only 127.0.0.1
+listens; an unknown token gets a 404. Connections are kept alive, so mitmproxy reuses one per
+client connection. When mitmproxy closes the connection (its client went away), the stream
+is cancelled at once and its upstream released.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any
+import socket
+from http import HTTPStatus
 
-from aiohttp import web
+from modelway.replies import StreamReply
 
-Handler = Callable[[Any, web.Request], Awaitable[web.StreamResponse]]
+logger = logging.getLogger("modelway.relay")
+
+_MAX_HEAD = 8192
 
 
 class RelayServer:
-    def __init__(self, handler: Handler) -> None:
-        self._handler = handler
-        self._jobs: dict[str, Any] = {}
-        self._runner: web.AppRunner | None = None
+    def __init__(self) -> None:
+        self._jobs: dict[str, StreamReply] = {}
+        self._server: asyncio.Server | None = None
+        self._connections: set[_RelayConnection] = set()
         self.port = 0
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=1024)
-        app.router.add_post("/{token}", self._handle)
-        # The engine applies the gateway's grace period before stopping the relay, so whatever
-        # is still streaming then is cut off promptly rather than after aiohttp's 60 s default.
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=0.25
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _RelayConnection(self), "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for connection in list(self._connections):
+            connection.close()
+        self._jobs.clear()
 
-    def register(self, job: Any) -> str:
-        """Park a job until mitmproxy's request for it arrives; returns the URL path."""
+    def register(self, job: StreamReply) -> str:
+        """Park a streamed answer until mitmproxy asks for it; returns the URL path."""
         token = secrets.token_urlsafe(18)
         self._jobs[token] = job
         return f"/{token}"
 
-    def forget(self, path: str) -> None:
-        self._jobs.pop(path.lstrip("/"), None)
+    def forget(self, path: str) -> StreamReply | None:
+        """Drop a parked answer mitmproxy never asked for (its client went away)."""
+        return self._jobs.pop(path.lstrip("/"), None)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        job = self._jobs.pop(request.match_info["token"], None)
+    def take(self, token: str) -> StreamReply | None:
+        return self._jobs.pop(token, None)
+
+
+class _RelayConnection(asyncio.Protocol):
+    def __init__(self, server: RelayServer) -> None:
+        self._server = server
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._job: StreamReply | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._server._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._connections.discard(self)
+        self._writable.set()
+        if self._task is not None and not self._task.done():
+            if self._job is not None:
+                self._job.body.cancel()
+            self._task.cancel()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._task is not None and not self._task.done():
+            return  # the request has no body; nothing else arrives while a stream runs
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > _MAX_HEAD:
+                self.close()
+            return
+        head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
+        token = (
+            head.split(b" ", 2)[1].lstrip(b"/").decode("ascii", "replace") if b" " in head else ""
+        )
+        job = self._server.take(token)
         if job is None:
-            return web.Response(status=404)
-        return await self._handler(job, request)
+            self._write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            return
+        self._job = job
+        self._task = asyncio.get_running_loop().create_task(self._serve(job))
+
+    def _write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    async def _send(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._transport is None or self._transport.is_closing():
+            raise ConnectionResetError("the relay connection is closed")
+        self._transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        if not self._writable.is_set():
+            await self._writable.wait()
+
+    async def _serve(self, job: StreamReply) -> None:
+        self._write(_head(job))
+        try:
+            await job.body.run(self._send)
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            logger.exception("a streamed answer failed")
+            self.close()
+            return
+        finally:
+            self._job = None
+        self._write(b"0\r\n\r\n")
+
+
+def _head(job: StreamReply) -> bytes:
+    try:
+        reason = HTTPStatus(job.status).phrase
+    except ValueError:
+        reason = "Status"
+    lines = [f"HTTP/1.1 {job.status} {reason}"]
+    for name, value in job.headers.items():
+        if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+            lines.append(f"{name}: {value}")
+    lines.append("cache-control: no-cache")
+    lines.append("transfer-encoding: chunked")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "replace")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import ipaddress
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ from modelway.addons.gateway import ModelwayAddon
 from modelway.engine import Engine
 from modelway.errors import ConfigError
 from modelway.runtime import Gateway, load_gateway
+from modelway.services import ReloadService
 
 logger = logging.getLogger("modelway")
 
@@ -68,6 +70,13 @@ def ensure_ca(gateway: Gateway) -> Path:
     directory = ca_directory(gateway)
     certs.CertStore.from_store(directory, "mitmproxy", 2048)
     return directory / "mitmproxy-ca-cert.pem"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _mtime(path: str) -> float | None:
@@ -156,7 +165,8 @@ class GatewayServer:
         self.master.addons.add(*gateway_addons())
         self.master.addons.add(ModelwayAddon(self.engine), _Announce(on_ready))
         self._configure(self.master)
-        self.engine.shared["reload"] = self.reload
+        self.engine.services.provide(ReloadService, ReloadService(self.reload))
+        self.engine.path.loopback = _is_loopback(self.host)
         loop = asyncio.get_running_loop()
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -175,7 +185,7 @@ class GatewayServer:
         In-flight requests finish on the configuration they started with; no request is
         dropped. Listen address and mode changes need a restart.
         """
-        gateway = load_gateway(self.config_path, self.extra_plugins, self.engine.shared)
+        gateway = load_gateway(self.config_path, self.extra_plugins, self.engine.services)
         self.gateway = gateway
         await self.engine.adopt(gateway)
 

@@ -7,20 +7,23 @@ plugin's own model, and resolves names (backends a route targets, providers, pol
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 from pydantic import BaseModel, ValidationError
 
+from modelway.clients import KeyCheck
 from modelway.config import BackendConfig, GatewayConfig, RouteConfig
 from modelway.configload import ConfigSource, Loc, validation_problems
 from modelway.errors import ConfigError
-from modelway.extension import IngressAPI, Policy, PolicySpec, ProviderSpec
+from modelway.extension import IngressAPI, LocalEndpoint, Policy, PolicySpec, ProviderSpec
 from modelway.hooks import Hooks
 from modelway.pluginmanager import available_plugins, enabled_names, make_plugin_manager
 from modelway.routes import Backend, Route, Target, is_glob
+from modelway.services import Services
+from modelway.wire import Call
 
 __all__ = ["Backend", "Gateway", "Route", "Target", "build_gateway", "load_gateway"]
 
@@ -41,18 +44,30 @@ class Gateway:
     routes: list[Route]
     settings: dict[str, BaseModel | None] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
-    shared: dict[str, Any] = field(default_factory=dict)
-    """State that outlives a configuration reload (backend health, statistics): the engine
-    hands the same dict to every Gateway it serves. Plugins key it by their own name."""
+    services: Services = field(default_factory=Services)
+    """Typed services that outlive a configuration reload (backend health, statistics, the
+    state store): the engine hands the same registry to every Gateway it serves."""
+    local_endpoints: list[LocalEndpoint] = field(default_factory=list)
+    key_check: KeyCheck = field(default_factory=lambda: KeyCheck([]))
+    """The gateway's client keys (`gateway.api_keys`); empty means no key is needed."""
+    admin_check: KeyCheck = field(default_factory=lambda: KeyCheck([]))
+    """The keys admin endpoints need (`gateway.admin_keys`, else the client keys)."""
+    readiness_probes: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
+    """Checks `/readyz` runs: each answers None when fine, else what is wrong."""
 
     def plugin_settings(self, name: str) -> Any:
         """The validated settings of plugin `name` (its `Settings` model), or None."""
         return self.settings.get(name)
 
     def match_route(
-        self, model: str, path: str, headers: Mapping[str, str], host: str = ""
+        self, call: Call | str, path: str, headers: Mapping[str, str], host: str = ""
     ) -> Route | None:
+        """The first route for the request. A call without a model (a pass-through endpoint
+        such as `/v1/files`) matches only routes whose `match.path` is set."""
+        model = call if isinstance(call, str) else call.model
         for route in self.routes:
+            if not model and route.config.match.path is None:
+                continue
             if route.matches(model, path, headers, host):
                 return route
         return None
@@ -63,6 +78,23 @@ class Gateway:
         for spec in self.providers.values():
             hosts.update(dict.fromkeys(spec.default_hosts))
         return list(hosts)
+
+    def local_endpoint(self, method: str, path: str) -> LocalEndpoint | None:
+        return next((e for e in self.local_endpoints if e.matches(method, path)), None)
+
+    def policies(self) -> list[Policy]:
+        """Every policy of every route, each once."""
+        return list({id(p): p for route in self.routes for p in route.policies}.values())
+
+    async def readiness(self) -> list[str]:
+        """What keeps the gateway from serving (empty when ready): services that can fail
+        (the state store) are asked."""
+        problems: list[str] = []
+        for probe in self.readiness_probes:
+            problem = await probe()
+            if problem:
+                problems.append(problem)
+        return problems
 
     def exposed_models(self) -> list[str]:
         """The model names clients can ask for by exact name, in route order."""
@@ -78,7 +110,7 @@ def build_gateway(
     config: GatewayConfig,
     source: ConfigSource,
     extra_plugins: Iterable[tuple[str, object]] = (),
-    shared: dict[str, Any] | None = None,
+    services: Services | None = None,
 ) -> Gateway:
     """Resolve `config` into a Gateway, or raise ConfigError naming every problem."""
     names = enabled_names(config.plugins.keys() if config.plugins is not None else None)
@@ -105,7 +137,10 @@ def build_gateway(
         routes,
         settings,
         notices,
-        {} if shared is None else shared,
+        Services() if services is None else services,
+        hooks.local_endpoints(),
+        _key_check(config.gateway.api_keys),
+        _key_check(config.gateway.admin_keys or config.gateway.api_keys),
     )
     try:
         hooks.configure(gateway)
@@ -116,6 +151,10 @@ def build_gateway(
             f"{source.name}: a plugin rejected the configuration: {type(exc).__name__}: {exc}"
         ) from exc
     return gateway
+
+
+def _key_check(keys: list[Any]) -> KeyCheck:
+    return KeyCheck(key.get_secret_value() for key in keys)
 
 
 def _check_plugin_names(names: list[str], source: ConfigSource, extra: set[str]) -> None:
@@ -306,13 +345,13 @@ def _policies(
 def load_gateway(
     path: str | None,
     extra_plugins: Iterable[tuple[str, object]] = (),
-    shared: dict[str, Any] | None = None,
+    services: Services | None = None,
 ) -> Gateway:
     """Read, validate and resolve a configuration file (the packaged default when None).
 
-    `shared` is the state kept across reloads (see `Gateway.shared`).
+    `services` are the ones kept across reloads (see `Gateway.services`).
     """
     from modelway.configload import load_config
 
     config, source = load_config(path)
-    return build_gateway(config, source, extra_plugins, shared)
+    return build_gateway(config, source, extra_plugins, services)

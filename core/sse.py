@@ -91,3 +91,49 @@ def encode_event(data: str, event: str | None = None) -> bytes:
         return f"{head}data: {data}\n\n".encode()
     lines = "".join(f"data: {line}\n" for line in _TEXT_LINE_END.split(data))
     return f"{head}{lines}\n".encode()
+
+
+class EventSplitter:
+    """Splits an SSE byte stream into raw event blocks (each without its blank line), cheaply:
+    for scanning events without decoding them. CR-only line ends are normalized to LF."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in buffer:
+            buffer = _normalize(buffer)
+        events = buffer.split(b"\n\n")
+        self._buffer = events.pop()
+        return [event for event in events if event]
+
+    def close(self) -> list[bytes]:
+        rest, self._buffer = self._buffer.strip(b"\n"), b""
+        return [rest] if rest else []
+
+
+def _normalize(buffer: bytes) -> bytes:
+    # A CR at the very end may be the first half of a CRLF: keep it as CR until more comes.
+    tail = b"\r" if buffer.endswith(b"\r") else b""
+    body = buffer[:-1] if tail else buffer
+    return body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+
+
+def event_field(event: bytes, name: bytes) -> bytes | None:
+    """The value of the first `name:` line of a raw event block (e.g. b"event"), or None."""
+    prefix = name + b":"
+    for line in event.split(b"\n"):
+        if line.startswith(prefix):
+            return line[len(prefix) :].lstrip(b" ")
+    return None
+
+
+def event_data(event: bytes) -> bytes:
+    """The data of a raw event block (`data:` lines joined with LF)."""
+    lines = [
+        line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")
+    ]
+    return b"\n".join(lines)

@@ -483,7 +483,7 @@ def test_huge_declared_content_length_is_413_in_openai_shape(gw, good_upstream):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("POST", "/v1/completions"),
+        ("GET", "/v1/chat/completions"),
         ("GET", "/"),
         ("POST", "/v2/chat/completions"),
         ("GET", "/v1/chat"),
@@ -502,7 +502,6 @@ def test_unknown_path_is_404(gw, good_upstream, method, path):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", CHAT),
         ("PUT", CHAT),
         ("DELETE", CHAT),
         ("GET", "/v1/embeddings"),

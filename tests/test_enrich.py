@@ -20,7 +20,9 @@ import pytest
 import yaml
 from anthropic.types import message_create_params
 
+from modelway.canonical import Operation
 from modelway.errors import ConfigError
+from modelway.hubview import ChatRequestView
 from modelway.plugins.policies.enrich import (
     EnrichConfig,
     EnrichPolicy,
@@ -30,6 +32,7 @@ from modelway.plugins.policies.enrich import (
     render,
 )
 from modelway.runtime import load_gateway
+from modelway.wire import OPENAI_CHAT, Call
 from tests.anthropic_wire_fixtures import AnthropicUpstream
 from tests.harness import RunningGateway, run_gateway, write_config
 from tests.upstreams import UpstreamServer
@@ -537,7 +540,9 @@ def test_apply_treats_null_as_unset_and_copies_values():
         )
     )
     body: dict[str, Any] = {"model": "m", "messages": [], "temperature": None, "user": "u"}
-    applied = policy.apply(body, DATA)
+    call = Call(OPENAI_CHAT, Operation.CHAT, "m", body, b"")
+    applied = policy.apply(ChatRequestView(call), DATA)
+    assert call.edited
     assert body == {
         "model": "m",
         "messages": [],

@@ -871,11 +871,13 @@ def test_paths_and_methods():
     assert isinstance(stream, GeminiEndpoint)
     assert (stream.model, stream.stream) == ("tuned/x", True)
     assert api.match("GET", "/v1beta/models/m:generateContent") is None
-    assert api.match("POST", "/v1beta/models/m:countTokens") is None
+    count = api.match("POST", "/v1beta/models/m:countTokens")
+    assert isinstance(count, GeminiEndpoint) and count.wire == "gemini.count_tokens"
     assert api.match("POST", "/v2/models/m:generateContent") is None
     assert api.match("POST", "/v1/chat/completions") is None
     assert api.claims("/v1beta/models/m:generateContent")
-    assert not api.claims("/v1beta/models/m:countTokens")
+    assert api.claims("/v1beta/models/m:countTokens")
+    assert not api.claims("/v1beta/models/m:embedContent")
     assert not api.claims("/v1/models")
 
 
@@ -1189,7 +1191,8 @@ def test_sdk_tool_round_trip(client, up, stream):
 
 
 def test_sdk_to_a_gemini_backend(client, gem):
-    """Gemini client and Gemini backend, through the canonical form, streamed or not."""
+    """Gemini client and Gemini backend: the same-API lane, streamed or not. The backend gets
+    the SDK's own body (its `systemInstruction` role included), the model in the path."""
     config = types.GenerateContentConfig(system_instruction="Be brief.", max_output_tokens=50)
     whole = client.models.generate_content(model="gemini-native-1", contents=ASK, config=config)
     text, pieces = streamed(client, "gemini-native-1", config=config)
@@ -1201,7 +1204,7 @@ def test_sdk_to_a_gemini_backend(client, gem):
     assert sent.path == "/v1beta/models/gemini-native-1:generateContent"
     assert sent.headers["x-goog-api-key"] == GEMINI_KEY
     assert sent.json == {
-        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "systemInstruction": {"parts": [{"text": "Be brief."}], "role": "user"},
         "contents": [{"role": "user", "parts": [{"text": ASK}]}],
         "generationConfig": {"maxOutputTokens": 50},
     }

@@ -26,6 +26,7 @@ from modelway.errors import ConfigError
 from modelway.pluginmanager import BUILTIN_PLUGINS
 from modelway.plugins.traffic.health import HealthBoard, Settings, is_backend_fault
 from modelway.runtime import load_gateway
+from modelway.services import HealthService, Services
 from tests.harness import RunningGateway, run_gateway, write_config
 from tests.upstreams import Received, Reply, UpstreamServer, closed_port, openai_behavior
 
@@ -262,12 +263,12 @@ def test_the_board_survives_a_reload_and_takes_the_new_settings(tmp_path):
         backends: {m: {provider: mock}}
         routes: [{match: {model: m}, backend: m}]
         """
-    shared: dict[str, Any] = {}
-    first = load_gateway(str(write_config(tmp_path, text % 3)), shared=shared)
-    health = first.shared["health"]
+    services = Services()
+    first = load_gateway(str(write_config(tmp_path, text % 3)), services=services)
+    health = first.services.get(HealthService)
     fail(health, 3, name="m")
-    second = load_gateway(str(write_config(tmp_path, text % 7, "next.yaml")), shared=shared)
-    assert second.shared["health"] is health
+    second = load_gateway(str(write_config(tmp_path, text % 7, "next.yaml")), services=services)
+    assert second.services.get(HealthService) is health
     assert health.settings.failures_to_eject == 7
     assert health.state("m") == "ejected"
 

@@ -15,7 +15,7 @@ from modelway import hookimpl, hookspecs
 from tests.harness import run_gateway, write_config
 
 AT_BUILD = ["modelway_providers", "modelway_policies", "modelway_ingress_apis",
-            "modelway_configure"]
+            "modelway_local_endpoints", "modelway_configure"]
 PER_REQUEST = ["modelway_request_received", "modelway_plan", "modelway_upstream_request",
                "modelway_attempt_result", "modelway_request_done"]
 
@@ -48,13 +48,18 @@ class Recorder:
         return (yield)
 
     @hookimpl(wrapper=True)
+    def modelway_local_endpoints(self):
+        self._note("modelway_local_endpoints")
+        return (yield)
+
+    @hookimpl(wrapper=True)
     def modelway_policies(self):
         self._note("modelway_policies")
         return (yield)
 
     @hookimpl(wrapper=True)
     def modelway_request_received(self, ctx):
-        self._note("modelway_request_received", (ctx.route.name, ctx.request.model))
+        self._note("modelway_request_received", (ctx.route.name, ctx.model))
         return (yield)
 
     @hookimpl(wrapper=True)

@@ -165,7 +165,8 @@ def test_clean_prompt_proceeds_with_every_messages_text_moderated(
         "you are terse",
         "hello world",
         "sunny",
-        "part one\npart two",
+        "part one",
+        "part two",
     ]
     assert upstream.last.json["messages"] == messages
     assert guards_logged(tmp_path) == [[decision("pass", {})]]

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modelway.errors import GatewayError
+from modelway.hubview import ChunkTextEditor
 from modelway.plugins.policies.pii_guard.engine import (
     PATTERN_ENTITIES,
     CustomPattern,
@@ -27,7 +28,7 @@ from modelway.plugins.policies.pii_guard.engine import (
 )
 from modelway.plugins.policies.pii_guard.stream import (
     Cluster,
-    MaskingStreamFilter,
+    MaskingTextFilter,
     StreamMasker,
     clusters,
     mask_text,
@@ -288,11 +289,11 @@ def chunk(index: int = 0, finish: str | None = None, usage: Any = "absent", **de
 
 def run_filter(chunks: list[dict[str, Any]], observe=lambda groups: None) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
-        stream_filter = MaskingStreamFilter(step_for(TYPICAL), observe)
+        editor = ChunkTextEditor([MaskingTextFilter(step_for(TYPICAL), observe)])
         out = []
         for item in chunks:
-            out += await stream_filter.on_chunk(json.loads(json.dumps(item)))
-        return out + await stream_filter.on_end()
+            out += await editor.edit(json.loads(json.dumps(item)))
+        return out + await editor.end()
 
     return asyncio.run(run())
 
@@ -365,11 +366,11 @@ def test_observer_can_reject_before_the_entity_is_released():
             raise GatewayError(400, "no", code="pii_detected")
 
     async def run() -> None:
-        stream_filter = MaskingStreamFilter(step_for(TYPICAL), observe)
+        editor = ChunkTextEditor([MaskingTextFilter(step_for(TYPICAL), observe)])
         for piece in ["Your number is ", "219-09-", "9999 ok"]:
-            for item in await stream_filter.on_chunk(chunk(content=piece)):
+            for item in await editor.edit(chunk(content=piece)):
                 released.append(item["choices"][0]["delta"]["content"])
-        await stream_filter.on_end()
+        await editor.end()
 
     with pytest.raises(GatewayError):
         asyncio.run(run())

@@ -28,6 +28,7 @@ from modelway.errors import ConfigError
 from modelway.pluginmanager import BUILTIN_PLUGINS
 from modelway.plugins.ops.stats import Bucket, Series, StatsBoard, percentile
 from modelway.runtime import load_gateway
+from modelway.services import ReloadService, Services, StatsService
 from modelway.statscli import render, stats_url
 from tests.harness import RunningGateway, run_gateway, write_config
 from tests.upstreams import (
@@ -158,13 +159,14 @@ def test_statistics_survive_a_reload(tmp_path):
         backends: {m: {provider: mock}}
         routes: [{match: {model: m}, backend: m}]
         """
-    shared: dict[str, Any] = {}
-    first = load_gateway(str(write_config(tmp_path, text % 100)), shared=shared)
-    first.shared["stats"].record({"route": "route0", "backend": "m", "status": 200})
-    second = load_gateway(str(write_config(tmp_path, text % 50, "next.yaml")), shared=shared)
-    assert second.shared["stats"] is first.shared["stats"]
-    assert second.shared["stats"].settings.reservoir_size == 50
-    assert second.shared["stats"].snapshot()["routes"]["route0"]["requests"] == 1
+    services = Services()
+    first = load_gateway(str(write_config(tmp_path, text % 100)), services=services)
+    board = first.services.require(StatsService)
+    board.record({"route": "route0", "backend": "m", "status": 200})
+    second = load_gateway(str(write_config(tmp_path, text % 50, "next.yaml")), services=services)
+    assert second.services.get(StatsService) is board
+    assert board.settings.reservoir_size == 50
+    assert board.snapshot()["routes"]["route0"]["requests"] == 1
 
 
 def test_reservoir_size_is_validated(tmp_path):
@@ -376,7 +378,7 @@ def test_admin_api_errors_are_in_openai_shape(tmp_path):
     with split_gateway(tmp_path) as (gw, _, _):
         status, body = admin(gw, "POST", "/modelway/stats")
         assert status == 405 and body["error"]["code"] == "method_not_allowed"
-        gw.gateway.shared.pop("reload", None)  # a gateway that cannot reload
+        gw.gateway.services.remove(ReloadService)  # a gateway that cannot reload
         status, body = admin(gw, "POST", "/modelway/reload")
         assert status == 503 and body["error"]["code"] == "reload_unavailable"
 
@@ -400,34 +402,28 @@ def test_admin_views_say_when_their_plugin_is_not_enabled(tmp_path):
 def test_reload_calls_a_plain_callable_and_reports_its_failures(tmp_path):
     calls: list[str] = []
 
-    def reload() -> dict[str, Any]:
+    async def reload() -> None:
         calls.append("reload")
-        return {"notices": []}
 
-    def broken() -> None:
+    async def broken() -> None:
         raise ConfigError("gateway.yaml: routes.0.backend: unknown backend 'x'")
 
-    def crashing() -> None:
+    async def crashing() -> None:
         raise RuntimeError("disk on fire")
 
     with split_gateway(tmp_path) as (gw, _, _):
-        gw.gateway.shared["reload"] = reload
-        assert admin(gw, "POST", "/modelway/reload") == (200, {"notices": [], "reloaded": True})
+        services = gw.gateway.services
+        services.provide(ReloadService, ReloadService(reload))
+        assert admin(gw, "POST", "/modelway/reload") == (200, {"reloaded": True})
         assert calls == ["reload"]
-        gw.gateway.shared["reload"] = broken
+        services.provide(ReloadService, ReloadService(broken))
         status, body = admin(gw, "POST", "/modelway/reload")
         assert status == 409 and body["error"]["code"] == "config_invalid"
         assert "unknown backend 'x'" in body["error"]["message"]
-        gw.gateway.shared["reload"] = crashing
+        services.provide(ReloadService, ReloadService(crashing))
         status, body = admin(gw, "POST", "/modelway/reload")
         assert status == 503 and body["error"]["code"] == "reload_failed"
         assert "disk on fire" not in body["error"]["message"]
-
-
-def engine_awaits_local_answers() -> bool:
-    from modelway.extension import IngressAPI
-
-    return hasattr(IngressAPI, "local_answer_async")
 
 
 def wait_until(check: Callable[[], bool]) -> None:
@@ -456,10 +452,7 @@ def test_reload_endpoint_switches_the_configuration_and_keeps_the_stats(tmp_path
         config["routes"][0]["split"]["targets"][0]["weight"] = 0  # everyone to b
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         status, body = admin(gw, "POST", "/modelway/reload")
-        if engine_awaits_local_answers():
-            assert (status, body) == (200, {"reloaded": True})
-        else:  # started on the event loop, answered at once
-            assert (status, body) == (202, {"reloaded": False, "started": True})
+        assert (status, body) == (200, {"reloaded": True})
         wait_until(lambda: ab_variant(gw, users[0]) == "b")
         assert {ab_variant(gw, user) for user in users} == {"b"}
         sent = len(received_chats(a)) + len(received_chats(b))
@@ -470,8 +463,6 @@ def test_reload_endpoint_switches_the_configuration_and_keeps_the_stats(tmp_path
 
 
 def test_reload_endpoint_refuses_an_invalid_configuration(tmp_path):
-    if not engine_awaits_local_answers():
-        pytest.skip("the engine does not await local answers yet: the reload answers 202")
     with split_gateway(tmp_path) as (gw, _, _):
         path = tmp_path / "gateway.yaml"
         path.write_text(path.read_text().replace("backend: b", "backend: nowhere"))

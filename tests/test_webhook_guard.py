@@ -162,7 +162,13 @@ def test_pass_sends_the_prompt_to_the_service_and_unchanged_upstream(
         "request_id": call.headers["x-request-id"],
         "route": "guarded",
         "model": "gpt-4o",
+        "api": "openai.chat",
         "messages": MESSAGES,
+        "segments": [
+            {"role": m["role"], "kind": "system" if m["role"] == "system" else "text",
+             "text": m["content"]}
+            for m in MESSAGES
+        ],
     }
     assert CLIENT_KEY not in json.dumps(call.headers) and BACKEND_KEY not in json.dumps(
         call.headers

@@ -3,56 +3,33 @@
 - `GET /modelway/stats`: per-route, per-variant statistics (plugin `stats`).
 - `DELETE /modelway/stats`: start the statistics afresh.
 - `GET /modelway/health`: backends out of service, with the time left (plugin `health`).
-- `POST /modelway/reload`: reload the configuration through the callable the gateway
-  registered at `gateway.shared["reload"]` (plain or async). 200 `{"reloaded": true}`;
-  409 when the new configuration is invalid; 503 when reloading is not available or fails.
+- `POST /modelway/reload`: reload the configuration file (the running server's
+  `ReloadService`). 200 `{"reloaded": true}`; 409 when the new configuration is invalid; 503
+  when reloading is not available or fails.
 
-Every endpoint is local (answered by the gateway itself). When `gateway.api_keys` is set the
-engine checks the client's key before any local answer, so the admin API needs a key too.
-Errors are in OpenAI's shape.
+These are admin endpoints (`LocalEndpoint(admin=True)`): they need a key of
+`gateway.admin_keys` (or, without admin keys, of `gateway.api_keys`); with no keys at all
+they are served on a loopback listener only. Errors are in OpenAI's shape.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import json
 import logging
-from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from modelway import hookimpl
-from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
+from modelway import hookimpl, jsonx
 from modelway.errors import ConfigError, GatewayError
-from modelway.extension import Endpoint, IngressAPI, LocalAnswer, StreamEncoder
-from modelway.plugins.ingress.openai import error_object
-from modelway.plugins.ops.stats import StatsBoard
-from modelway.plugins.traffic.health import HealthBoard
+from modelway.ingress import LocalAnswer, LocalEndpoint
+from modelway.services import HealthService, ReloadService, StatsService
 
 if TYPE_CHECKING:
     from modelway.context import RequestContext
-    from modelway.runtime import Gateway
 
 logger = logging.getLogger("modelway.admin")
 
-API = "admin"
-PREFIX = "/modelway/"
-STATS = Endpoint(API, Operation.MODELS, "admin.stats", local=True)
-STATS_RESET = Endpoint(API, Operation.MODELS, "admin.stats.reset", local=True)
-HEALTH = Endpoint(API, Operation.MODELS, "admin.health", local=True)
-RELOAD = Endpoint(API, Operation.MODELS, "admin.reload", local=True)
-
-_ROUTES = {
-    ("GET", "/modelway/stats"): STATS,
-    ("DELETE", "/modelway/stats"): STATS_RESET,
-    ("GET", "/modelway/health"): HEALTH,
-    ("POST", "/modelway/reload"): RELOAD,
-}
-_PATHS = frozenset(path for _, path in _ROUTES)
-
 
 def _json(status: int, value: Any) -> LocalAnswer:
-    return LocalAnswer(status, json.dumps(value, separators=(",", ":")).encode())
+    return LocalAnswer(status, jsonx.dumps(value))
 
 
 def _not_enabled(plugin: str) -> GatewayError:
@@ -61,15 +38,6 @@ def _not_enabled(plugin: str) -> GatewayError:
         f"the '{plugin}' plugin is not enabled on this gateway",
         "invalid_request_error",
         "plugin_not_enabled",
-    )
-
-
-def _reload_unavailable() -> GatewayError:
-    return GatewayError(
-        503,
-        "reloading is not available on this gateway",
-        "server_error",
-        "reload_unavailable",
     )
 
 
@@ -82,111 +50,53 @@ def _reload_failed(exc: Exception) -> GatewayError:
             "invalid_request_error",
             "config_invalid",
         )
-    logger.exception("configuration reload failed")
+    logger.error("configuration reload failed (%s)", type(exc).__name__)
     return GatewayError(
         503, f"the reload failed ({type(exc).__name__})", "server_error", "reload_failed"
     )
 
 
-def _reloaded(result: object) -> LocalAnswer:
-    body: dict[str, Any] = dict(result) if isinstance(result, Mapping) else {}
-    body["reloaded"] = True
-    return _json(200, body)
+def _service(ctx: RequestContext, kind: type[Any], plugin: str) -> Any:
+    gateway = ctx.gateway
+    assert gateway is not None
+    found = gateway.services.get(kind)
+    if found is None or plugin not in gateway.plugin_names:
+        raise _not_enabled(plugin)
+    return found
 
 
-class AdminAPI(IngressAPI):
-    """Local admin endpoints; they never reach a backend."""
-
-    name = API
-    paths = ("/modelway/stats", "/modelway/health", "/modelway/reload")
-
-    def match(self, method: str, path: str) -> Endpoint | None:
-        return _ROUTES.get((method, path.rstrip("/")))
-
-    def claims(self, path: str) -> bool:
-        return path.rstrip("/") in _PATHS
-
-    def decode(
-        self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str]
-    ) -> CanonicalRequest:
-        raise GatewayError(404, f"{endpoint.name} takes no model request", code="not_found")
-
-    def encode_response(self, ctx: RequestContext, response: CanonicalResponse) -> bytes:
-        return json.dumps(response.body).encode()
-
-    def stream_encoder(self, ctx: RequestContext) -> StreamEncoder:
-        raise GatewayError(404, "the admin API does not stream", code="not_found")
-
-    def error_body(self, error: GatewayError) -> bytes:
-        return json.dumps(error_object(error), separators=(",", ":")).encode()
-
-    # ------------------------------------------------------------------------- answers
-
-    def local_answer(
-        self, endpoint: Endpoint, ctx: RequestContext, gateway: Gateway
-    ) -> LocalAnswer:
-        if endpoint is RELOAD:
-            return self._reload_now(gateway)
-        return self._view(endpoint, gateway)
-
-    async def local_answer_async(
-        self, endpoint: Endpoint, ctx: RequestContext, gateway: Gateway
-    ) -> LocalAnswer:
-        """As `local_answer`, but an async reload callable is awaited to its end."""
-        if endpoint is not RELOAD:
-            return self._view(endpoint, gateway)
-        reload = gateway.shared.get("reload")
-        if not callable(reload):
-            raise _reload_unavailable()
-        try:
-            result = reload()
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception as exc:
-            raise _reload_failed(exc) from None
-        return _reloaded(result)
-
-    def _view(self, endpoint: Endpoint, gateway: Gateway) -> LocalAnswer:
-        if endpoint is HEALTH:
-            health = gateway.shared.get("health")
-            if not isinstance(health, HealthBoard) or "health" not in gateway.plugin_names:
-                raise _not_enabled("health")
-            return _json(200, health.snapshot())
-        stats = gateway.shared.get("stats")
-        if not isinstance(stats, StatsBoard) or "stats" not in gateway.plugin_names:
-            raise _not_enabled("stats")
-        if endpoint is STATS_RESET:
-            stats.reset()
-            return _json(200, {"reset": True})
-        return _json(200, stats.snapshot())
-
-    def _reload_now(self, gateway: Gateway) -> LocalAnswer:
-        """A plain reload callable runs here; an async one is started and answered 202."""
-        reload = gateway.shared.get("reload")
-        if not callable(reload):
-            raise _reload_unavailable()
-        try:
-            result = reload()
-        except Exception as exc:
-            raise _reload_failed(exc) from None
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(_finish(result))
-            _PENDING.add(task)
-            task.add_done_callback(_PENDING.discard)
-            return _json(202, {"reloaded": False, "started": True})
-        return _reloaded(result)
+async def stats(ctx: RequestContext) -> LocalAnswer:
+    return _json(200, _service(ctx, StatsService, "stats").snapshot())
 
 
-_PENDING: set[asyncio.Future[None]] = set()
+async def stats_reset(ctx: RequestContext) -> LocalAnswer:
+    _service(ctx, StatsService, "stats").reset()
+    return _json(200, {"reset": True})
 
 
-async def _finish(result: Awaitable[object]) -> None:
+async def health(ctx: RequestContext) -> LocalAnswer:
+    return _json(200, _service(ctx, HealthService, "health").snapshot())
+
+
+async def reload(ctx: RequestContext) -> LocalAnswer:
+    assert ctx.gateway is not None
+    service = ctx.gateway.services.get(ReloadService)
+    if service is None:
+        raise GatewayError(
+            503, "reloading is not available on this gateway", "server_error", "reload_unavailable"
+        )
     try:
-        await result
-    except Exception:
-        logger.exception("configuration reload failed")
+        await service.reload()
+    except Exception as exc:
+        raise _reload_failed(exc) from None
+    return _json(200, {"reloaded": True})
 
 
 @hookimpl
-def modelway_ingress_apis() -> list[IngressAPI]:
-    return [AdminAPI()]
+def modelway_local_endpoints() -> list[LocalEndpoint]:
+    return [
+        LocalEndpoint("GET", "/modelway/stats", stats, "admin.stats", admin=True),
+        LocalEndpoint("DELETE", "/modelway/stats", stats_reset, "admin.stats.reset", admin=True),
+        LocalEndpoint("GET", "/modelway/health", health, "admin.health", admin=True),
+        LocalEndpoint("POST", "/modelway/reload", reload, "admin.reload", admin=True),
+    ]

@@ -5,7 +5,7 @@ Fed by `modelway_request_done` (the access record). For each route, and within i
 streams, prompt and completion tokens, HTTP statuses, and summarises latency and time to first
 token (streams only): exact count and mean, p50 and p95 from a bounded reservoir sample.
 Variants of a split route therefore appear side by side. The board lives in
-`gateway.shared["stats"]`, so it outlives configuration reloads. Requests that matched no
+the gateway's `StatsService`, so it outlives configuration reloads. Requests that matched no
 route (unknown paths, rejected keys, the admin API itself) are not counted.
 """
 
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelway import hookimpl
+from modelway.services import Services, StatsService
 
 if TYPE_CHECKING:
     from modelway.context import RequestContext
     from modelway.runtime import Gateway
 
-SHARED_KEY = "stats"
 
 
 class Settings(BaseModel):
@@ -213,24 +213,23 @@ class StatsBoard:
         }
 
 
-def board_of(shared: dict[str, Any]) -> StatsBoard:
-    """The board kept in a gateway's shared state, created on first use."""
-    board = shared.get(SHARED_KEY)
-    if not isinstance(board, StatsBoard):
-        board = shared[SHARED_KEY] = StatsBoard()
+def board_of(services: Services) -> StatsBoard:
+    """The board kept in the gateway's services, created on first use."""
+    board = services.setdefault(StatsService, StatsBoard)
+    assert isinstance(board, StatsBoard)
     return board
 
 
 class StatsPlugin:
-    """Adds every routed request's access record to `gateway.shared["stats"]`."""
+    """Adds every routed request's access record to the gateway's `StatsService`."""
 
     Settings = Settings
 
     @hookimpl
     def modelway_configure(self, gateway: Gateway) -> None:
-        board_of(gateway.shared).configure(gateway.plugin_settings("stats") or Settings())
+        board_of(gateway.services).configure(gateway.plugin_settings("stats") or Settings())
 
     @hookimpl
     def modelway_request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:
         if ctx.gateway is not None:
-            board_of(ctx.gateway.shared).record(record)
+            board_of(ctx.gateway.services).record(record)

@@ -20,25 +20,31 @@ routes:
         timezone: UTC                    # for {date} and {datetime}; any IANA name
 ```
 
-What it does, on chat requests only, in this order: `remove`, `defaults`, `overrides`, then
-the messages. It edits the canonical request (the OpenAI chat-completions body) in
-`on_request`, before planning, so it applies the same way whatever the client's API (OpenAI or
-Anthropic ingress) and whatever the backend's provider, streamed or not: each provider
-translates the result. Field names are therefore the canonical (OpenAI) names: `max_tokens`,
-`stop`, `user`, not Anthropic's `stop_sequences`. `model`, `messages` and `stream` cannot be
-set or removed (the route chose the model; `prepend`/`append` edit the messages; streaming is
-the client's choice). A field the client sent as `null` counts as not sent for `defaults`.
-Values are literal JSON values (no templates). To cap the answer's length whatever the client
-sent, override `max_tokens` and remove `max_completion_tokens` (providers prefer the latter).
+What it does, on chat requests (and token counts) only, in this order: `remove`, `defaults`,
+`overrides`, then the messages. It edits the client's own request through the policy view of
+its wire API (`modelway.wire`), in `on_request`, before planning: an Anthropic client's
+request is edited as an Anthropic body, a Gemini client's as a Gemini body, and so on, on the
+same-API lane and on the translated one alike. Field names are portable names, mapped to each
+API's own field: `temperature`, `top_p`, `top_k`, `max_tokens` (Anthropic `max_tokens`,
+Gemini `generationConfig.maxOutputTokens`, Responses `max_output_tokens`), `stop` (Anthropic
+`stop_sequences`), `seed`, `user` (Anthropic `metadata.user_id`); any other name is a
+top-level field of the client's API body, set or removed as named (so `logit_bias` applies to
+OpenAI chat bodies). A portable setting an API has no field for (`seed` on Anthropic) is left
+out. `model`, `messages` and `stream` cannot be set or removed (the route chose the model;
+`prepend`/`append` edit the messages; streaming is the client's choice). A field the client
+sent as `null` counts as not sent for `defaults`. Values are literal JSON values (no
+templates). To cap the answer's length whatever the client sent, override `max_tokens` and
+remove `max_completion_tokens` (OpenAI backends prefer the latter).
 
 Messages. `prepend` messages go before all of the client's messages, in the configured order;
 `append` messages after them. A prepended system message therefore comes first, before the
-client's own system message, which is kept: an OpenAI-shaped backend receives both system
-messages (ours first); an Anthropic backend receives both in its `system` field, as two text
-blocks in that order (a lone system text is sent as a plain string). Appended user text after
-the client's last user message is a separate user message for OpenAI backends and is merged
-into the same user turn (a second text block) for Anthropic backends. A message whose
-rendered content is empty or blank (e.g. a missing header) is left out.
+client's own system message, which is kept: an OpenAI chat body gets both system messages
+(ours first); an Anthropic body gets both in its `system` field, as two text blocks in that
+order (a lone system text stays a plain string); a Gemini body gets a first part in
+`systemInstruction`; a Responses body a first `system` message item. Appended user text after
+the client's last user message is a separate user message in OpenAI chat bodies and is merged
+into the same user turn (another text block or part) in Anthropic and Gemini bodies. A message
+whose rendered content is empty or blank (e.g. a missing header) is left out.
 
 Templates. `content` is literal text with placeholders: `{route}` (the route's name),
 `{model}` (the model the client asked for), `{header:<name>}` (a request header, case does
@@ -74,7 +80,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from modelway import Decision, Operation, Policy, PolicySpec, RequestContext, hookimpl
+from modelway import Decision, Operation, Policy, PolicySpec, RequestContext, RequestView, hookimpl
 
 MAX_VALUE_CHARS = 256
 """Request-derived values (header, model, client) are cut to this many characters."""
@@ -276,34 +282,30 @@ def render_messages(
     return out, len(messages) - len(out)
 
 
-def remove_fields(body: dict[str, Any], names: tuple[str, ...]) -> list[str]:
-    """Drop `names` from `body`; the names that were there."""
-    present = [name for name in names if name in body]
-    for name in present:
-        del body[name]
-    return present
+def remove_fields(view: RequestView, names: tuple[str, ...]) -> list[str]:
+    """Drop `names`; the names that were there."""
+    return [name for name in names if view.remove(name)]
 
 
-def set_defaults(body: dict[str, Any], defaults: Mapping[str, Any]) -> list[str]:
+def set_defaults(view: RequestView, defaults: Mapping[str, Any]) -> list[str]:
     """Set each default the client did not send (absent or null); the names set."""
-    applied = [name for name in defaults if body.get(name) is None]
+    applied = [name for name in defaults if view.get(name) is None]
     for name in applied:
-        body[name] = copy.deepcopy(defaults[name])
+        view.set(name, copy.deepcopy(defaults[name]))
     return applied
 
 
-def set_overrides(body: dict[str, Any], overrides: Mapping[str, Any]) -> list[str]:
+def set_overrides(view: RequestView, overrides: Mapping[str, Any]) -> list[str]:
     """Set every override, replacing what the client sent; the names set."""
     for name, value in overrides.items():
-        body[name] = copy.deepcopy(value)
+        view.set(name, copy.deepcopy(value))
     return list(overrides)
 
 
 def request_data(ctx: RequestContext, timezone: tzinfo) -> RequestData:
-    assert ctx.request is not None
     route = ctx.route.name if ctx.route is not None else ""
     now = datetime.now(timezone)
-    return RequestData(route, ctx.request.model, ctx.client.identity, ctx.headers, now)
+    return RequestData(route, ctx.model or "", ctx.client.identity, ctx.headers, now)
 
 
 class EnrichPolicy(Policy):
@@ -320,25 +322,26 @@ class EnrichPolicy(Policy):
         self.timezone = zone(config.timezone)
 
     async def on_request(self, ctx: RequestContext) -> Decision | None:
-        request = ctx.request
-        if request is None:
+        call = ctx.call
+        if call is None:
             return None
-        if request.operation is not Operation.CHAT:
-            ctx.annotations["enrich"] = {"skipped": request.operation.value}
+        if call.operation not in (Operation.CHAT, Operation.COUNT_TOKENS):
+            ctx.annotations["enrich"] = {"skipped": call.operation.value}
             return None
-        ctx.annotations["enrich"] = self.apply(request.body, request_data(ctx, self.timezone))
+        ctx.annotations["enrich"] = self.apply(ctx.view, request_data(ctx, self.timezone))
         return None
 
-    def apply(self, body: dict[str, Any], data: RequestData) -> dict[str, Any]:
-        """Edit `body` in place; what was applied, as counts and field names only."""
-        removed = remove_fields(body, self.remove)
-        defaulted = set_defaults(body, self.defaults)
-        overridden = set_overrides(body, self.overrides)
+    def apply(self, view: RequestView, data: RequestData) -> dict[str, Any]:
+        """Edit the request through its view; what was applied, as counts and names only."""
+        removed = remove_fields(view, self.remove)
+        defaulted = set_defaults(view, self.defaults)
+        overridden = set_overrides(view, self.overrides)
         before, blank_before = render_messages(self.prepend, data)
         after, blank_after = render_messages(self.append, data)
-        if before or after:
-            client_messages = body.get("messages")
-            body["messages"] = [*before, *(client_messages or []), *after]
+        for message in before:
+            view.prepend(message["role"], message["content"])
+        for message in after:
+            view.append(message["role"], message["content"])
         return {
             "prepended": len(before),
             "appended": len(after),

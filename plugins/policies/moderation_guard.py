@@ -20,8 +20,9 @@ Route policy `moderation_guard`:
             reject_message: the request was flagged by content moderation
             error_status: 503
 
-For a chat request, the text of each message (string content, or the text parts of a list) is
-one input; for an embeddings request, each string input is. The guard sends
+Every text the request carries (read through its API's policy view: message texts, system
+text, tool results, text documents, embeddings input; not tool-call arguments) is one input.
+The guard sends
 `POST {base_url}/moderations` with `{"model": ..., "input": [texts]}` and the moderation
 backend's credentials (`authorization: Bearer <its api_key>`, its `headers`; with
 `auth: passthrough`, the client's key), never the client's key otherwise.
@@ -43,12 +44,11 @@ Never prompt text.
 At start and on every reload (`modelway_configure`), every route's `backend` must name a
 backend of the file; the error names `routes[i].policies.moderation_guard.backend`. The HTTP
 client is an aiohttp session each policy owns, created on the running loop at first use and
-closed in `modelway_shutdown`.
+closed when its configuration is retired (`Policy.shutdown`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Literal
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelway import Decision, GatewayError, Operation, Policy, PolicySpec, RequestContext, hookimpl
+from modelway import Decision, GatewayError, Policy, PolicySpec, RequestContext, hookimpl
 from modelway.plugins.policies.guard_http import ServiceFailed, post_json
 
 if TYPE_CHECKING:
@@ -66,7 +66,6 @@ NAME = "moderation_guard"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = 10.0
 logger = logging.getLogger("modelway")
-_CLOSING: set[asyncio.Task[None]] = set()
 
 
 class ModerationGuardConfig(BaseModel):
@@ -135,17 +134,11 @@ class ModerationGuard(Policy):
             return any(r.flagged for r in answer.results), dict(counts)
         return bool(counts), dict(counts)
 
-    def close(self) -> None:
-        """Close the session (from a synchronous hook on the running loop)."""
+    async def shutdown(self) -> None:
+        """Close the session (the configuration holding this policy is retired)."""
         session, self._session = self._session, None
-        if session is None or session.closed:
-            return
-        try:
-            task = asyncio.get_running_loop().create_task(session.close())
-        except RuntimeError:  # no running loop: the session's loop is gone with its sockets
-            return
-        _CLOSING.add(task)
-        task.add_done_callback(_CLOSING.discard)
+        if session is not None and not session.closed:
+            await session.close()
 
     # ----------------------------------------------------------------------- the endpoint
 
@@ -228,27 +221,17 @@ def _headers(ctx: RequestContext, backend: Backend) -> dict[str, str]:
 
 
 def prompt_texts(ctx: RequestContext, roles: list[str] | None) -> list[str]:
-    """The texts to moderate: one per chat message (of `roles`), or the embeddings inputs."""
-    request = ctx.request
-    if request is None:
+    """The texts to moderate (every client API, through its view): each message text, system
+    text, tool result, document or input of `roles`; tool-call arguments are not moderated."""
+    if ctx.call is None:
         return []
-    if request.operation is Operation.EMBEDDINGS:
-        given = request.body.get("input")
-        inputs = given if isinstance(given, list) else [given]
-        return [item for item in inputs if isinstance(item, str) and item]
-    messages = request.body.get("messages") or []
-    chosen = [m for m in messages if isinstance(m, dict) and (not roles or m.get("role") in roles)]
-    return [text for m in chosen if (text := message_text(m.get("content")))]
-
-
-def message_text(content: Any) -> str:
-    """A message's text: string content, or its text parts joined by newlines."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
-    parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-    return "\n".join(p for p in parts if isinstance(p, str))
+    return [
+        segment.text
+        for segment in ctx.view.segments()
+        if segment.kind != "tool_arguments"
+        and segment.text
+        and (not roles or segment.role in roles or (segment.kind == "input" and "user" in roles))
+    ]
 
 
 # --------------------------------------------------------------------------- hooks
@@ -287,10 +270,3 @@ def modelway_configure(gateway: Gateway) -> None:
     if problems:
         raise gateway.source.error(problems)
 
-
-@hookimpl
-def modelway_shutdown(gateway: Gateway) -> None:
-    for route in gateway.routes:
-        for policy in route.policies:
-            if isinstance(policy, ModerationGuard):
-                policy.close()

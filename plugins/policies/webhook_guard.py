@@ -18,17 +18,26 @@ Protocol. The gateway POSTs JSON (`content-type: application/json`, `x-request-i
 configured headers) and expects a 2xx JSON answer:
 
     request stage   {"stage": "request", "request_id": "...", "route": "...", "model": "...",
-                     "messages": [<the OpenAI chat messages>]}
+                     "api": "openai.chat" | "anthropic.messages" | ...,
+                     "messages": [<OpenAI chat messages>],
+                     "segments": [{"role": ..., "kind": ..., "text": ...}, ...]}
     response stage  {"stage": "response" | "stream", "request_id": ..., "route": ..., "model": ...,
                      "choice": 0, "text": "<the answer's text for that choice>"}
 
     answer          {"action": "pass"}
+                  | {"action": "modify", "texts": [...]}        (request stage, every API:
+                                                                 one text per segment)
                   | {"action": "modify", "messages": [...]}     (request stage: replaces them)
                   | {"action": "modify", "text": "..."}         (response stages: replaces it)
                   | {"action": "reject", "message": "...", "status": 403, "code": "..."}
                     (message, status (400-599) and code are optional)
 
-A reject reaches the client as an error in its own API's shape (OpenAI:
+`messages` are the OpenAI chat body's own messages for OpenAI chat clients; for any other
+client API (Anthropic, Gemini, Responses) they are one `{"role", "content"}` message per text
+segment (the texts of the request as that API's policy view reads them; tool-call arguments
+excluded), and a `messages` modification must then keep their number: its contents replace
+the segments' texts in order. A reject reaches the client as an error in its own API's shape
+(OpenAI:
 `{"error": {"message", "type": "invalid_request_error", "code": "content_rejected"}}`) with
 `status`, else `reject_status`. The default 400 is what OpenAI itself answers for a content-policy
 refusal, so SDKs raise their usual bad-request error. On the request stage the upstream then
@@ -59,7 +68,6 @@ first call and closed in `modelway_shutdown`; nothing blocks the proxy's event l
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -75,7 +83,6 @@ from pydantic import (
 )
 
 from modelway import (
-    CanonicalResponse,
     Decision,
     GatewayError,
     Operation,
@@ -85,14 +92,14 @@ from modelway import (
     hookimpl,
 )
 from modelway.plugins.policies.guard_http import ServiceFailed, post_json
+from modelway.wire import OPENAI_CHAT, ResponseView, Segment
 
 if TYPE_CHECKING:
-    from modelway.runtime import Gateway
+    pass
 
 NAME = "webhook_guard"
 Stage = Literal["request", "response"]
 logger = logging.getLogger("modelway")
-_CLOSING: set[asyncio.Task[None]] = set()
 
 
 def _request_only() -> list[Stage]:
@@ -145,12 +152,19 @@ class ModifyMessages(_Answer):
     messages: list[Message] = Field(min_length=1)
 
 
+class ModifyTexts(_Answer):
+    """Replaces the request's text segments, one text per segment, in order (every API)."""
+
+    action: Literal["modify"]
+    texts: list[str]
+
+
 class ModifyText(_Answer):
     action: Literal["modify"]
     text: str
 
 
-RequestAnswer = Annotated[PassAnswer | RejectAnswer | ModifyMessages, Field(discriminator="action")]
+RequestAnswer = ModifyTexts | ModifyMessages | PassAnswer | RejectAnswer
 ResponseAnswer = Annotated[PassAnswer | RejectAnswer | ModifyText, Field(discriminator="action")]
 _REQUEST_ANSWER: TypeAdapter[RequestAnswer] = TypeAdapter(RequestAnswer)
 _RESPONSE_ANSWER: TypeAdapter[ResponseAnswer] = TypeAdapter(ResponseAnswer)
@@ -174,41 +188,56 @@ class WebhookGuard(Policy):
     async def on_request(self, ctx: RequestContext) -> Decision | None:
         if "request" not in self.config.stages or not _is_chat(ctx):
             return None
-        assert ctx.request is not None
-        payload = {**_envelope(ctx, "request"), "messages": ctx.request.body.get("messages", [])}
+        segments = [s for s in ctx.view.segments() if s.kind != "tool_arguments"]
+        payload = {
+            **_envelope(ctx, "request"),
+            "messages": _messages(ctx, segments),
+            "segments": [{"role": s.role, "kind": s.kind, "text": s.text} for s in segments],
+        }
         answer = await self._ask(ctx, "request", payload, _REQUEST_ANSWER)
         if isinstance(answer, RejectAnswer):
             return self._reject(ctx, "request", answer)
-        if isinstance(answer, ModifyMessages):
-            ctx.request.body["messages"] = [
-                m.model_dump(exclude_unset=True) for m in answer.messages
-            ]
+        if isinstance(answer, ModifyMessages | ModifyTexts):
+            self._modify(ctx, answer, segments)
             record(ctx, "request", "modified")
         elif answer is not None:
             record(ctx, "request", "pass")
         return None
 
-    async def on_response(
-        self, ctx: RequestContext, response: CanonicalResponse
-    ) -> Decision | None:
+    def _modify(
+        self, ctx: RequestContext, answer: ModifyMessages | ModifyTexts, segments: list[Segment]
+    ) -> None:
+        assert ctx.call is not None
+        if isinstance(answer, ModifyMessages) and ctx.call.wire == OPENAI_CHAT:
+            ctx.call.body["messages"] = [m.model_dump(exclude_unset=True) for m in answer.messages]
+            ctx.call.mark_edited()
+            return
+        texts = answer.texts if isinstance(answer, ModifyTexts) else _texts_of(answer.messages)
+        if texts is None or len(texts) != len(segments):
+            self._failed(ctx, "request", "invalid_answer")
+            return
+        for segment, text in zip(segments, texts, strict=True):
+            segment.set(text)
+
+    async def on_response(self, ctx: RequestContext, response: ResponseView) -> Decision | None:
         if "response" not in self.config.stages or not _is_chat(ctx):
             return None
-        for index, message in _answer_messages(response.body):
-            text = await self.check_answer(ctx, "response", index, message["content"])
+        for index, segment in enumerate(response.segments()):
+            text = await self.check_answer(ctx, "response", index, segment.text)
             if text is not None:
-                message["content"] = text
+                segment.set(text)
         return None
 
-    def stream_filter(self, ctx: RequestContext) -> HeldStream | None:
+    def stream_filter(self, ctx: RequestContext) -> HeldText | None:
         if "response" not in self.config.stages or not _is_chat(ctx):
             return None
         if not self.config.buffer_streams:
             record(ctx, "stream", "pass", unchecked=True)
             return None
-        return HeldStream(self, ctx)
+        return HeldText(self, ctx)
 
     async def check_answer(
-        self, ctx: RequestContext, stage: str, index: int, text: str
+        self, ctx: RequestContext, stage: str, index: int | str, text: str
     ) -> str | None:
         """The replacement text for one choice, None to keep it; raises when it is rejected."""
         payload = {**_envelope(ctx, stage), "choice": index, "text": text}
@@ -222,17 +251,11 @@ class WebhookGuard(Policy):
             record(ctx, stage, "pass")
         return None
 
-    def close(self) -> None:
-        """Close the session (from a synchronous hook on the running loop)."""
+    async def shutdown(self) -> None:
+        """Close the session (the configuration holding this policy is retired)."""
         session, self._session = self._session, None
-        if session is None or session.closed:
-            return
-        try:
-            task = asyncio.get_running_loop().create_task(session.close())
-        except RuntimeError:  # no running loop: the session's loop is gone with its sockets
-            return
-        _CLOSING.add(task)
-        task.add_done_callback(_CLOSING.discard)
+        if session is not None and not session.closed:
+            await session.close()
 
     # ----------------------------------------------------------------------- calling the service
 
@@ -289,25 +312,22 @@ class WebhookGuard(Policy):
         )
 
 
-class HeldStream:
-    """`buffer_streams: true`: holds the whole stream, checks its text at the end, releases it."""
+class HeldText:
+    """`buffer_streams: true`: holds each channel's text until it ends, checks it, releases it."""
 
     def __init__(self, guard: WebhookGuard, ctx: RequestContext) -> None:
         self._guard = guard
         self._ctx = ctx
-        self._held: list[dict[str, Any]] = []
+        self._held: dict[str, list[str]] = {}
 
-    async def on_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        self._held.append(chunk)
-        return []
-
-    async def on_end(self) -> list[dict[str, Any]]:
-        held, self._held = self._held, []
-        for index, text in stream_texts(held).items():
-            replacement = await self._guard.check_answer(self._ctx, "stream", index, text)
-            if replacement is not None:
-                replace_stream_text(held, index, replacement)
-        return held
+    async def push(self, channel: str, text: str, final: bool) -> str:
+        self._held.setdefault(channel, []).append(text)
+        if not final:
+            return ""
+        whole = "".join(self._held.pop(channel))
+        index: int | str = int(channel) if channel.isdigit() else channel
+        replacement = await self._guard.check_answer(self._ctx, "stream", index, whole)
+        return whole if replacement is None else replacement
 
 
 # --------------------------------------------------------------------------- helpers
@@ -320,7 +340,7 @@ def record(ctx: RequestContext, stage: str, action: str, **details: Any) -> None
 
 
 def _is_chat(ctx: RequestContext) -> bool:
-    return ctx.request is not None and ctx.request.operation is Operation.CHAT
+    return ctx.call is not None and ctx.call.operation is Operation.CHAT
 
 
 def _envelope(ctx: RequestContext, stage: str) -> dict[str, Any]:
@@ -328,46 +348,22 @@ def _envelope(ctx: RequestContext, stage: str) -> dict[str, Any]:
         "stage": stage,
         "request_id": ctx.id,
         "route": ctx.route.name if ctx.route else None,
-        "model": ctx.request.model if ctx.request else None,
+        "model": ctx.model,
+        "api": ctx.call.wire if ctx.call else None,
     }
 
 
-def _answer_messages(body: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    """(choice index, message) of every choice of a chat.completion whose content is text."""
-    out = []
-    for position, choice in enumerate(body.get("choices") or ()):
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            out.append((choice.get("index", position), message))
-    return out
+def _messages(ctx: RequestContext, segments: list[Segment]) -> list[Any]:
+    """OpenAI chat bodies' own messages; for other APIs, one message per text segment."""
+    if ctx.call is not None and ctx.call.wire == OPENAI_CHAT:
+        return list(ctx.call.body.get("messages") or [])
+    return [{"role": s.role, "content": s.text} for s in segments]
 
 
-def _content_deltas(chunks: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
-    """(choice index, delta) of every streamed delta that carries text, in order."""
-    out = []
-    for chunk in chunks:
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                out.append((choice.get("index", 0), delta))
-    return out
-
-
-def stream_texts(chunks: list[dict[str, Any]]) -> dict[int, str]:
-    """The whole text of each choice of a held stream."""
-    texts: dict[int, str] = {}
-    for index, delta in _content_deltas(chunks):
-        texts[index] = texts.get(index, "") + delta["content"]
-    return texts
-
-
-def replace_stream_text(chunks: list[dict[str, Any]], index: int, text: str) -> None:
-    """Put `text` in the first content delta of choice `index` and empty the later ones."""
-    first = True
-    for choice_index, delta in _content_deltas(chunks):
-        if choice_index == index:
-            delta["content"] = text if first else ""
-            first = False
+def _texts_of(messages: list[Message]) -> list[str] | None:
+    texts = [m.content for m in messages]
+    strings = [t for t in texts if isinstance(t, str)]
+    return strings if len(strings) == len(texts) else None
 
 
 # --------------------------------------------------------------------------- hooks
@@ -384,10 +380,3 @@ def modelway_policies() -> list[PolicySpec]:
         )
     ]
 
-
-@hookimpl
-def modelway_shutdown(gateway: Gateway) -> None:
-    for route in gateway.routes:
-        for policy in route.policies:
-            if isinstance(policy, WebhookGuard):
-                policy.close()

@@ -28,6 +28,7 @@ from modelway.context import RequestContext
 from modelway.errors import ConfigError, GatewayError
 from modelway.extension import ProviderSpec
 from modelway.plugins.providers.openai import OpenAIOptions, OpenAIProvider, OpenAIStreamDecoder
+from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, Call
 
 _PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
 _SUFFIXES = ("/openai/v1", "/openai")
@@ -94,6 +95,18 @@ class AzureProvider(OpenAIProvider):
         if self.azure.auth_scheme == "bearer":
             return {"authorization": f"Bearer {key}"}
         return {"api-key": key}
+
+    native = frozenset({OPENAI_CHAT, OPENAI_EMBEDDINGS})
+    native_streams = False  # Azure's content-filter chunks are removed by its decoder
+
+    def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
+        """The client's own body at Azure's URL (the v1 style takes the deployment as the
+        body's model)."""
+        deployment = self.azure.deployment or model
+        style = self.azure.path_style
+        wire = super().build_native(ctx, call, deployment if style == "v1" else model)
+        wire.url = azure_url(self.endpoint, style, deployment, call.operation, self.azure.api_version)
+        return wire
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
         deployment = self.azure.deployment or request.model

@@ -23,6 +23,7 @@ from modelway.canonical import UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.extension import ProviderSpec
 from modelway.plugins.providers.openai import OpenAIProvider
+from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS
 
 
 class MockOptions(BaseModel):
@@ -80,6 +81,8 @@ class MockTransport:
 
 class MockProvider(OpenAIProvider):
     """OpenAI translation, in-process transport."""
+
+    native = frozenset({OPENAI_CHAT, OPENAI_EMBEDDINGS})
 
     def __init__(self, backend: BackendConfig, options: BaseModel | None) -> None:
         mock_options = options if isinstance(options, MockOptions) else MockOptions()

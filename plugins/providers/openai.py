@@ -26,6 +26,7 @@ from modelway.context import RequestContext
 from modelway.errors import GatewayError, credentials_rejected, upstream_error
 from modelway.extension import Provider, ProviderSpec
 from modelway.sse import SSEDecoder, SSEEvent
+from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, OPENAI_OTHER, Call
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
@@ -118,6 +119,31 @@ class OpenAIProvider(Provider):
         else:
             key = self.backend.api_key.get_secret_value() if self.backend.api_key else None
         return {"authorization": f"Bearer {key}"} if key else {}
+
+    native = frozenset({OPENAI_CHAT, OPENAI_EMBEDDINGS, OPENAI_OTHER})
+
+    def native_wires(self, model: str) -> frozenset[str]:
+        return self.native
+
+    def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
+        """The client's own body (model name and credentials replaced), to the same path."""
+        if call.wire == OPENAI_OTHER:
+            path = call.path.removeprefix("/v1") + (f"?{call.query}" if call.query else "")
+            headers = {**self._static_headers, "content-type": call.content_type}
+        else:
+            path = _PATHS[call.operation]
+            headers = dict(self._static_headers)
+        changes: dict[str, Any] = {"model": model} if call.model and model != call.model else {}
+        if call.stream and call.wire == OPENAI_CHAT:
+            headers["accept"] = "text/event-stream"
+            if self.options.stream_usage:
+                options = call.body.get("stream_options") or {}
+                changes["stream_options"] = {**options, "include_usage": True}
+        headers.update(ctx.forwarded_headers())
+        headers.update(self._auth(ctx))
+        body = call.encoded(**changes)
+        url = self.base_url + path
+        return UpstreamRequest(call.method, url, headers, body, self.backend.timeout_seconds)
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
         path = _PATHS.get(request.operation)

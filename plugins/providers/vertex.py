@@ -52,6 +52,13 @@ from modelway.plugins.providers.gemini.wire import (
     parse_gemini_answer,
     to_gemini_request,
 )
+from modelway.wire import (
+    ANTHROPIC_COUNT_TOKENS,
+    ANTHROPIC_MESSAGES,
+    GEMINI_COUNT_TOKENS,
+    GEMINI_GENERATE,
+    Call,
+)
 
 logger = logging.getLogger("modelway.vertex")
 
@@ -294,6 +301,31 @@ class VertexProvider(Provider):
                 "upstream_credentials_unavailable",
             )
         return token
+
+    def native_wires(self, model: str) -> frozenset[str]:
+        if publisher_for(model, self.options.publisher) == "anthropic":
+            return frozenset({ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS})
+        return frozenset({GEMINI_GENERATE, GEMINI_COUNT_TOKENS})
+
+    def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
+        """The client's own body, to the model's publisher endpoint (rawPredict for Claude:
+        the body without `model`, with Vertex's `anthropic_version`)."""
+        publisher = publisher_for(model, self.options.publisher)
+        url = f"{self.prefix}/{publisher}/models/{model_path(model)}:"
+        headers = {"content-type": "application/json", **self.backend.headers}
+        if call.wire == ANTHROPIC_COUNT_TOKENS:  # one endpoint for every Claude model
+            url = f"{self.prefix}/anthropic/models/count-tokens:rawPredict"
+            body = call.encoded(model=model, anthropic_version=ANTHROPIC_VERSION)
+        elif publisher == "anthropic":
+            url += "streamRawPredict" if call.stream else "rawPredict"
+            body = call.encoded(model=None, anthropic_version=ANTHROPIC_VERSION)
+        else:
+            url += "countTokens" if call.wire == GEMINI_COUNT_TOKENS else method_name(call.stream)
+            body = call.encoded()
+        if publisher == "anthropic" and "anthropic-beta" in ctx.forwarded_headers():
+            headers["anthropic-beta"] = ctx.forwarded_headers()["anthropic-beta"]
+        headers["authorization"] = f"Bearer {self._token(ctx)}"
+        return UpstreamRequest(call.method, url, headers, body, self.backend.timeout_seconds)
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
         require_chat(request, self.backend)

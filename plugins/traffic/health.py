@@ -10,8 +10,8 @@ for one probe attempt; a good answer restores the backend, a failure ejects it a
 good answer restores it, also one to an attempt sent while it was out of service (the router
 still tries ejected backends when nothing else is left).
 
-The board lives in `gateway.shared["health"]`, so it outlives configuration reloads; the
-router asks it which backends to try first. Ejections and restorations are logged on
+The board is the gateway's `HealthService` (`gateway.services`), so it outlives configuration
+reloads; the router asks it which backends to try first. Ejections and restorations are logged on
 `modelway.health`, one line each.
 """
 
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelway import hookimpl
+from modelway.services import HealthService, Services
 
 if TYPE_CHECKING:
     from modelway.context import Attempt, AttemptOutcome, RequestContext
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("modelway.health")
 
-SHARED_KEY = "health"
 RETRY_AFTER_CAP_SECONDS = 3600.0
 """A `retry-after` longer than this is read as this (a garbled header must not eject forever)."""
 
@@ -237,26 +237,25 @@ class HealthBoard:
         )
 
 
-def board_of(shared: dict[str, Any]) -> HealthBoard:
-    """The board kept in a gateway's shared state, created on first use."""
-    board = shared.get(SHARED_KEY)
-    if not isinstance(board, HealthBoard):
-        board = shared[SHARED_KEY] = HealthBoard()
+def board_of(services: Services) -> HealthBoard:
+    """The board kept in the gateway's services, created on first use."""
+    board = services.setdefault(HealthService, HealthBoard)
+    assert isinstance(board, HealthBoard)
     return board
 
 
 class HealthPlugin:
-    """Keeps `gateway.shared["health"]` up to date with every attempt's outcome."""
+    """Keeps the gateway's `HealthService` up to date with every attempt's outcome."""
 
     Settings = Settings
 
     @hookimpl
     def modelway_configure(self, gateway: Gateway) -> None:
-        board_of(gateway.shared).configure(gateway.plugin_settings("health") or Settings())
+        board_of(gateway.services).configure(gateway.plugin_settings("health") or Settings())
 
     @hookimpl
     def modelway_attempt_result(
         self, ctx: RequestContext, attempt: Attempt, outcome: AttemptOutcome
     ) -> None:
         if ctx.gateway is not None:
-            board_of(ctx.gateway.shared).record(attempt.backend.name, outcome)
+            board_of(ctx.gateway.services).record(attempt.backend.name, outcome)

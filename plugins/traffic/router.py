@@ -18,6 +18,7 @@ from typing import Any
 from modelway import hookimpl
 from modelway.context import Attempt, Plan, RequestContext
 from modelway.runtime import Route, Target
+from modelway.services import HealthService
 
 
 def cohort_value(ctx: RequestContext, cohort: str) -> str | None:
@@ -26,7 +27,8 @@ def cohort_value(ctx: RequestContext, cohort: str) -> str | None:
     kind, _, name = cohort.partition(":")
     if kind == "header":
         return ctx.headers.get(name.lower()) or None
-    value: Any = ctx.request.body.get(name) if ctx.request else None
+    body = ctx.call.body if ctx.call else (ctx.request.body if ctx.request else {})
+    value: Any = body.get(name)
     return str(value) if value not in (None, "") else None
 
 
@@ -80,7 +82,7 @@ def failover_attempts(route: Route, taken: set[str]) -> list[Attempt]:
 def healthy_first(ctx: RequestContext, attempts: list[Attempt]) -> list[Attempt]:
     """Backends in service first; an ejected one whose cool-down is over is probed only when
     it would be tried first (so the probe is really sent); the others go last."""
-    board = ctx.gateway.shared.get("health") if ctx.gateway else None
+    board = ctx.gateway.services.get(HealthService) if ctx.gateway else None
     if board is None:
         return attempts
     live: list[Attempt] = []

@@ -1,21 +1,26 @@
 """Built-in plugin `anthropic_api`: the Anthropic Messages API as a client-facing API.
 
-`POST /v1/messages` (streamed or not) is decoded into the canonical (OpenAI) form, so it
-reaches any backend; answers, streams and errors go back in Anthropic's wire shape. The
-translation itself lives in `anthropic_ingress_wire`; this module is the `IngressAPI`.
+`POST /v1/messages` (streamed or not) and `POST /v1/messages/count_tokens`. A backend that
+speaks Anthropic's API itself (`anthropic`, Vertex AI Claude) receives the client's own body
+and headers (`anthropic-beta`, `anthropic-version`): thinking and its signatures, cache
+markers, documents, server tools, context management and every future field pass both ways.
+Any other backend gets the request translated through the canonical form (translation in
+`wire`); answers, streams and errors go back in Anthropic's wire shape. Other `/v1/*`
+Anthropic endpoints (`/v1/messages/batches`, `/v1/files` ...) are passed through to Anthropic
+backends when no other API claims them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from modelway import hookimpl
+from modelway import hookimpl, jsonx
 from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.context import RequestContext
-from modelway.errors import GatewayError
-from modelway.extension import Endpoint, IngressAPI
+from modelway.errors import GatewayError, bad_request
+from modelway.ingress import Endpoint, IngressAPI, WireSupport
+from modelway.plugins.ingress.anthropic.native import CountTokensWire, MessagesWire, OtherWire
 from modelway.plugins.ingress.anthropic.wire import (
     AnthropicStreamEncoder,
     error_object,
@@ -25,61 +30,110 @@ from modelway.plugins.ingress.anthropic.wire import (
     validate_request,
 )
 from modelway.plugins.ingress.openai import parse_json_object
+from modelway.wire import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, Call
 
 API = "anthropic"
 MESSAGES_PATH = "/v1/messages"
-_MESSAGES = Endpoint(API, Operation.CHAT, "messages")
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+COUNT_PATH = "/v1/messages/count_tokens"
+_MESSAGES = Endpoint(API, Operation.CHAT, "messages", wire=ANTHROPIC_MESSAGES)
+_COUNT = Endpoint(API, Operation.COUNT_TOKENS, "messages.count_tokens", wire=ANTHROPIC_COUNT_TOKENS)
+_WIRES: dict[str, WireSupport] = {
+    w.name: w for w in (MessagesWire(), CountTokensWire(), OtherWire())
+}
 
 
 def _stop_sequences(ctx: RequestContext) -> list[str]:
-    stop = ctx.request.body.get("stop") if ctx.request else None
-    if isinstance(stop, str):
-        return [stop]
+    stop = ctx.call.body.get("stop_sequences") if ctx.call else None
     return [s for s in stop if isinstance(s, str)] if isinstance(stop, list) else []
 
 
 def _model(ctx: RequestContext) -> str:
-    return ctx.request.model if ctx.request else ""
+    return ctx.model or ""
+
+
+def check_body(data: dict[str, Any], counting: bool) -> None:
+    """What the gateway itself relies on; the rest is the backend's to judge."""
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("model: Field required", param="model")
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("messages: Field required (a non-empty list)", param="messages")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise bad_request(
+                f"messages.{index}.role: Input should be 'user' or 'assistant'",
+                param=f"messages.{index}.role",
+            )
+    if not counting:
+        tokens = data.get("max_tokens")
+        if tokens is None:
+            raise bad_request("max_tokens: Field required", param="max_tokens")
+        if not isinstance(tokens, int) or isinstance(tokens, bool):
+            raise bad_request("max_tokens: Input should be a valid integer", param="max_tokens")
+        if tokens < 1:
+            raise bad_request(
+                "max_tokens: Input should be greater than or equal to 1", param="max_tokens"
+            )
+    if "stream" in data and not isinstance(data["stream"], bool):
+        raise bad_request("stream: Input should be a valid boolean", param="stream")
 
 
 class AnthropicAPI(IngressAPI):
     name = API
-    paths = ("/v1/messages",)
+    paths = (MESSAGES_PATH, COUNT_PATH)
 
     def match(self, method: str, path: str) -> Endpoint | None:
-        return _MESSAGES if method == "POST" and path == MESSAGES_PATH else None
+        if method != "POST":
+            return None
+        return {MESSAGES_PATH: _MESSAGES, COUNT_PATH: _COUNT}.get(path)
 
     def claims(self, path: str) -> bool:
-        return path == MESSAGES_PATH
+        return path in (MESSAGES_PATH, COUNT_PATH)
+
+    def wire(self, name: str) -> WireSupport:
+        return _WIRES[name]
 
     def decode(
-        self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str]
-    ) -> CanonicalRequest:
-        request = validate_request(parse_json_object(body, headers))
-        stream = request.stream is True
-        # Anthropic streams always carry usage, so the gateway's usage chunk is kept.
+        self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], query: str = ""
+    ) -> Call:
+        data = parse_json_object(body, headers)
+        counting = endpoint is _COUNT
+        check_body(data, counting)
+        stream = not counting and data.get("stream") is True
+        assert endpoint.wire is not None
+        # Anthropic streams always carry usage, so a translated stream keeps the usage chunk.
+        return Call(endpoint.wire, endpoint.operation, data["model"], data, body, stream, stream)
+
+    def to_hub(self, call: Call) -> CanonicalRequest:
+        if call.wire not in (ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS):
+            raise GatewayError(
+                400,
+                "this endpoint is passed through to Anthropic backends only",
+                code="unsupported",
+            )
+        data = call.body if call.wire == ANTHROPIC_MESSAGES else {"max_tokens": 1, **call.body}
+        request = validate_request(data)
         return CanonicalRequest(
-            Operation.CHAT, request.model, to_openai_request(request), stream, stream
+            call.operation, request.model, to_openai_request(request), call.stream, call.stream
         )
 
     def encode_response(self, ctx: RequestContext, response: CanonicalResponse) -> bytes:
+        if ctx.call is not None and ctx.call.operation is Operation.COUNT_TOKENS:
+            return jsonx.dumps({"input_tokens": response.body.get("input_tokens", 0)})
         message = to_anthropic_message(
             response.body,
             model=_model(ctx),
             stop_sequences=_stop_sequences(ctx),
             message_id=new_message_id(response.body.get("id")),
         )
-        return _dumps(message)
+        return jsonx.dumps(message)
 
     def stream_encoder(self, ctx: RequestContext) -> AnthropicStreamEncoder:
         return AnthropicStreamEncoder(new_message_id(), _model(ctx), _stop_sequences(ctx))
 
     def error_body(self, error: GatewayError) -> bytes:
-        return _dumps(error_object(error))
+        return jsonx.dumps(error_object(error))
 
 
 @hookimpl

@@ -28,9 +28,11 @@ from modelway import hookimpl
 from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, bad_request
-from modelway.extension import Endpoint, IngressAPI
+from modelway.ingress import Endpoint, IngressAPI, WireSupport
+from modelway.plugins.ingress.gemini.native import CountTokensWire, GenerateWire, OtherWire
 from modelway.plugins.ingress.openai import parse_json_object
 from modelway.plugins.providers.gemini.wire import dumps
+from modelway.wire import GEMINI_COUNT_TOKENS, GEMINI_GENERATE, GEMINI_OTHER, Call
 
 JSON = dict[str, Any]
 API = "gemini"
@@ -765,9 +767,16 @@ def error_object(error: GatewayError) -> JSON:
 
 # --------------------------------------------------------------------------- the API
 
+COUNT = "countTokens"
+_METHODS = {GENERATE: GEMINI_GENERATE, STREAM: GEMINI_GENERATE, COUNT: GEMINI_COUNT_TOKENS}
+_OTHER = Endpoint(API, Operation.OTHER, "other", wire=GEMINI_OTHER)
+_OTHER_PATH = re.compile(
+    r"/(v1beta|v1alpha)/.+|/v1/(models|tunedModels|cachedContents|files)/[^?]*:.+"
+)
+
 
 def _model(ctx: RequestContext) -> str:
-    return ctx.request.model if ctx.request else ""
+    return ctx.model or ""
 
 
 class GeminiAPI(IngressAPI):
@@ -775,30 +784,63 @@ class GeminiAPI(IngressAPI):
     paths = (
         "/v1beta/models/{model}:generateContent",
         "/v1beta/models/{model}:streamGenerateContent",
+        "/v1beta/models/{model}:countTokens",
     )
+
+    def __init__(self) -> None:
+        generate = GenerateWire(error_object)
+        self._wires: dict[str, WireSupport] = {
+            w.name: w for w in (generate, CountTokensWire(error_object), OtherWire(error_object))
+        }
 
     def match(self, method: str, path: str) -> Endpoint | None:
         found = _PATH.fullmatch(path)
-        if method != "POST" or found is None or found["method"] not in (GENERATE, STREAM):
+        if method != "POST" or found is None or found["method"] not in _METHODS:
             return None
         stream = found["method"] == STREAM
         model = unquote(found["model"])
-        return GeminiEndpoint(API, Operation.CHAT, found["method"], model=model, stream=stream)
+        operation = Operation.COUNT_TOKENS if found["method"] == COUNT else Operation.CHAT
+        wire = _METHODS[found["method"]]
+        method = found["method"]
+        return GeminiEndpoint(API, operation, method, wire=wire, model=model, stream=stream)
 
     def claims(self, path: str) -> bool:
         found = _PATH.fullmatch(path)
-        return found is not None and found["method"] in (GENERATE, STREAM)
+        return found is not None and found["method"] in _METHODS
+
+    def fallback(self, method: str, path: str) -> Endpoint | None:
+        return _OTHER if _OTHER_PATH.fullmatch(path) else None
+
+    def wire(self, name: str) -> WireSupport:
+        return self._wires[name]
 
     def decode(
-        self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str]
-    ) -> CanonicalRequest:
-        assert isinstance(endpoint, GeminiEndpoint)
+        self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], query: str = ""
+    ) -> Call:
+        if endpoint is _OTHER:
+            data = parse_json_object(body, headers) if body.strip() else {}
+            return Call(GEMINI_OTHER, Operation.OTHER, "", data, body, query=query)
+        assert isinstance(endpoint, GeminiEndpoint) and endpoint.wire is not None
         data = parse_json_object(body, headers)
-        request = to_openai_request(data, endpoint.model, endpoint.stream)
-        # Gemini answers always carry usageMetadata, so the gateway's usage chunk is kept.
-        return CanonicalRequest(Operation.CHAT, endpoint.model, request, endpoint.stream, True)
+        contents = get(data, "contents")
+        if endpoint.wire == GEMINI_GENERATE or contents is not None:
+            _list(contents, "contents")
+        # Gemini answers always carry usageMetadata, so a translated stream keeps the usage.
+        return Call(
+            endpoint.wire, endpoint.operation, endpoint.model, data, body, endpoint.stream, True
+        )
+
+    def to_hub(self, call: Call) -> CanonicalRequest:
+        if call.wire == GEMINI_OTHER:
+            raise GatewayError(
+                400, "this endpoint is passed through to Gemini backends only", code="unsupported"
+            )
+        request = to_openai_request(call.body, call.model, call.stream)
+        return CanonicalRequest(call.operation, call.model, request, call.stream, True)
 
     def encode_response(self, ctx: RequestContext, response: CanonicalResponse) -> bytes:
+        if ctx.call is not None and ctx.call.operation is Operation.COUNT_TOKENS:
+            return dumps({"totalTokens": response.body.get("input_tokens", 0)})
         return dumps(to_gemini_response(response.body, _model(ctx)))
 
     def stream_encoder(self, ctx: RequestContext) -> GeminiStreamEncoder:

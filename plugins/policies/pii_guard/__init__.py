@@ -18,13 +18,16 @@ Route policy `pii_guard`:
           entities: [EMAIL_ADDRESS, PHONE_NUMBER]
 
 `mask` replaces each finding with `<ENTITY_TYPE>`; `reject` answers the configured status and
-message in the client's API error shape, and the upstream receives nothing. The request guard
-reads every text a prompt carries: message contents (strings and text parts; not images or
-audio), the string values of tool-call arguments (parsed as JSON and written back as JSON), and
-embeddings input. The response guard masks `message.content` of non-streamed answers (a reject
-becomes the error the client gets) and `delta.content` of streamed ones without ever
-releasing part of an entity (see `pii_stream`); in a stream, reject ends it with an error event.
-Token logprobs are dropped from guarded answers, since they repeat the raw text.
+message in the client's API error shape, and the upstream receives nothing. The guard works on
+every client API's own body through its policy view (`modelway.wire`), on the same-API and the
+translated lane alike. The request guard reads every text a prompt carries: system text,
+message texts (not images or audio), the string values of tool-call arguments and tool inputs,
+tool results, text documents, and embeddings or completion input. The response guard masks
+the answer texts of non-streamed answers (a reject becomes the error the client gets) and the
+text deltas of streamed ones without ever releasing part of an entity (see `stream`); in a
+stream, reject ends it with an error event. Reasoning (thinking) text is not masked: its
+signatures would no longer verify. Token logprobs are dropped from masked answers, since they
+repeat the raw text.
 
 Entities: those of `pii_engine.PATTERN_ENTITIES` (CREDIT_CARD with its Luhn check, US_SSN,
 EMAIL_ADDRESS, PHONE_NUMBER, IBAN_CODE, IP_ADDRESS, URL, ...), named `custom` regexes, and the
@@ -35,7 +38,8 @@ Each decision is appended to the access log's `extra.guards`: the guard, stage, 
 entity types with their counts, never the values.
 
 Plugin settings (`plugins: {pii_guard: {workers: 2, executor: process, ner_model: auto}}`): the
-analysis runs in a worker pool (see `pii_engine`). PERSON, LOCATION, ORGANIZATION and NRP need a
+analysis runs in a worker pool (see `engine`), one per configuration, started and stopped with
+it. PERSON, LOCATION, ORGANIZATION and NRP need a
 spaCy NER model: `pip install 'modelway[ner]'` installs one; without it these entities are
 skipped with a warning and the pattern entities still work.
 """
@@ -43,22 +47,21 @@ skipped with a warning and the pattern entities still work.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
-import re
-import weakref
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import TYPE_CHECKING, Any
 
 from modelway import Decision, Policy, PolicySpec, hookimpl
-from modelway.errors import ConfigError, GatewayError
+from modelway.errors import ConfigError
+from modelway.plugins.policies.pii_guard.config import (
+    PiiGuardConfig,
+    Settings,
+    Stage,
+    StageConfig,
+)
 from modelway.plugins.policies.pii_guard.engine import (
     NER_ENTITIES,
-    PATTERN_ENTITIES,
     AnalyzerPool,
     CustomPattern,
     EngineSpec,
@@ -66,235 +69,16 @@ from modelway.plugins.policies.pii_guard.engine import (
     installed_ner_model,
     stream_step,
 )
-from modelway.plugins.policies.pii_guard.stream import Cluster, MaskingStreamFilter, Step, mask_text
+from modelway.plugins.policies.pii_guard.stream import Cluster, MaskingTextFilter, Step, mask_text
 
 if TYPE_CHECKING:
-    from modelway.canonical import CanonicalResponse
     from modelway.context import RequestContext
-    from modelway.extension import StreamFilter
     from modelway.runtime import Gateway
+    from modelway.wire import ResponseView, Segment, TextFilter
 
 logger = logging.getLogger("modelway.pii_guard")
 
 NAME = "pii_guard"
-ENTITY_NAME = r"^[A-Z][A-Z0-9_]*$"
-Action = Literal["mask", "reject"]
-Stage = Literal["request", "response"]
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-class Settings(BaseModel):
-    """Plugin-wide settings: the worker pool and the NER model."""
-
-    model_config = ConfigDict(extra="forbid")
-    workers: int = Field(2, ge=1, le=64)
-    executor: Literal["process", "thread"] = "process"
-    ner_model: str | None = "auto"
-    """A spaCy model package name, `auto` (the first installed English model), or null."""
-    timeout_seconds: float = Field(30.0, gt=0)
-    """Longest wait for an analysis (queueing included); past it the request fails (503)."""
-
-
-class CustomRecognizer(BaseModel):
-    """A named regex; matched like Presidio's own patterns (case-insensitive)."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=ENTITY_NAME)
-    regex: str
-    score: float = Field(0.9, ge=0, le=1)
-    max_length: int = Field(64, ge=1, le=10_000)
-    """The longest text a match may span: how much a stream may hold back for it."""
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            import regex  # what Presidio matches with; installed with it
-        except ImportError:
-            regex = re
-        try:
-            regex.compile(value)
-        except regex.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
-        return value
-
-
-class StageConfig(BaseModel):
-    """What to look for in one direction and what to do when found."""
-
-    model_config = ConfigDict(extra="forbid")
-    entities: list[str] = Field(default_factory=list)
-    action: Action = "mask"
-    actions: dict[str, Action] = Field(default_factory=dict)
-    reject_status: int = Field(400, ge=400, le=599)
-    reject_message: str = "personal data found: {entities}"
-
-    @property
-    def analysed(self) -> tuple[str, ...]:
-        return tuple(sorted({*self.entities, *self.actions}))
-
-    def rejects(self, cluster: Cluster) -> bool:
-        return any(self.actions.get(e, self.action) == "reject" for e in cluster.entities)
-
-    def error(self, counts: dict[str, int]) -> GatewayError:
-        message = self.reject_message.replace("{entities}", ", ".join(sorted(counts)))
-        return GatewayError(self.reject_status, message, "invalid_request_error", "pii_detected")
-
-
-class PiiGuardConfig(BaseModel):
-    """The route policy's section."""
-
-    model_config = ConfigDict(extra="forbid")
-    language: str = "en"
-    score_threshold: float = Field(0.4, ge=0, le=1)
-    custom: list[CustomRecognizer] = Field(default_factory=list)
-    max_lengths: dict[str, int] = Field(default_factory=dict)
-    phone_regions: list[str] = Field(default_factory=list)
-    """Regions whose national phone formats are recognised (Presidio's eight when empty);
-    numbers written with a country code (+44 ...) are found whatever the list."""
-    request: StageConfig | None = None
-    response: StageConfig | None = None
-
-    @field_validator("phone_regions")
-    @classmethod
-    def _regions(cls, value: list[str]) -> list[str]:
-        try:
-            import phonenumbers  # installed with presidio-analyzer
-        except ImportError:
-            return value
-        unknown = [r for r in value if r not in phonenumbers.SUPPORTED_REGIONS]
-        if unknown:
-            raise ValueError(
-                f"unknown phone regions: {', '.join(unknown)} (ISO 3166 codes: US, GB)"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _check(self) -> PiiGuardConfig:
-        if self.request is None and self.response is None:
-            raise ValueError("set `request`, `response` or both")
-        builtin = set(PATTERN_ENTITIES) | set(NER_ENTITIES)
-        clash = [c.name for c in self.custom if c.name in builtin]
-        if clash:
-            raise ValueError(f"custom names clash with built-in entities: {', '.join(clash)}")
-        known = builtin | {c.name for c in self.custom}
-        for where, stage in (("request", self.request), ("response", self.response)):
-            if stage is not None and not stage.analysed:
-                raise ValueError(f"{where}: list the entities to look for")
-        named = [e for s in (self.request, self.response) if s for e in s.analysed]
-        unknown = sorted({e for e in [*named, *self.max_lengths] if e not in known})
-        if unknown:
-            raise ValueError(
-                f"unknown entities: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-            )
-        return self
-
-    def stage(self, name: Stage) -> StageConfig | None:
-        return self.request if name == "request" else self.response
-
-
-# --------------------------------------------------------------------------- text slots
-
-
-@dataclass(slots=True)
-class Slot:
-    """One string inside a JSON body that the guard may replace."""
-
-    holder: Any
-    key: Any
-    changed: Callable[[], None] | None = None
-
-    def get(self) -> str:
-        value = self.holder[self.key]
-        return value if isinstance(value, str) else ""
-
-    def set(self, value: str) -> None:
-        self.holder[self.key] = value
-        if self.changed is not None:
-            self.changed()
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def request_slots(body: dict[str, Any]) -> list[Slot]:
-    """Every text of a canonical request: contents, text parts, tool-call arguments, input."""
-    slots: list[Slot] = []
-    for message in _dicts(body.get("messages")):
-        slots.extend(_content_slots(message, "content"))
-        for call in _dicts(message.get("tool_calls")):
-            slots.extend(_argument_slots(call.get("function")))
-        slots.extend(_argument_slots(message.get("function_call")))
-    inputs = body.get("input")
-    if isinstance(inputs, str):
-        slots.append(Slot(body, "input"))
-    elif isinstance(inputs, list):
-        slots.extend(Slot(inputs, i) for i, item in enumerate(inputs) if isinstance(item, str))
-    return slots
-
-
-def _content_slots(
-    holder: dict[str, Any], key: str, changed: Callable[[], None] | None = None
-) -> list[Slot]:
-    content = holder.get(key)
-    if isinstance(content, str):
-        return [Slot(holder, key, changed)]
-    return [
-        Slot(part, "text", changed)
-        for part in _dicts(content)
-        if part.get("type") == "text" and isinstance(part.get("text"), str)
-    ]
-
-
-def _argument_slots(function: Any) -> list[Slot]:
-    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
-        return []
-    try:
-        parsed = json.loads(function["arguments"])
-    except ValueError:
-        return [Slot(function, "arguments")]
-    if not isinstance(parsed, dict | list):
-        return [Slot(function, "arguments")]
-
-    def rewrite() -> None:
-        function["arguments"] = json.dumps(parsed, ensure_ascii=False)
-
-    return _json_strings(parsed, rewrite)
-
-
-def _json_strings(value: Any, changed: Callable[[], None]) -> list[Slot]:
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    out = []
-    for key, item in items:
-        if isinstance(item, str):
-            out.append(Slot(value, key, changed))
-        elif isinstance(item, dict | list):
-            out.extend(_json_strings(item, changed))
-    return out
-
-
-def response_slots(body: dict[str, Any]) -> list[Slot]:
-    """The answer texts of a chat.completion: each choice's `message.content`."""
-    slots: list[Slot] = []
-    for choice in _dicts(body.get("choices")):
-        message = choice.get("message")
-        if isinstance(message, dict):
-            slots.extend(_content_slots(message, "content", _drop_logprobs(choice)))
-    return slots
-
-
-def _drop_logprobs(choice: dict[str, Any]) -> Callable[[], None]:
-    def drop() -> None:
-        if choice.get("logprobs") is not None:
-            choice["logprobs"] = None
-
-    return drop
-
-
-# --------------------------------------------------------------------------- the policy
 
 
 def _counts(groups: list[Cluster]) -> dict[str, int]:
@@ -308,7 +92,7 @@ def _record(ctx: RequestContext, stage: str, action: str, counts: dict[str, int]
 
 
 class PiiGuardPolicy(Policy):
-    """One route's PII guard; bound to its gateway's worker pool at configure time."""
+    """One route's PII guard; bound to its configuration's worker pool at configure time."""
 
     name = NAME
 
@@ -358,20 +142,25 @@ class PiiGuardPolicy(Policy):
         return self._pool
 
     async def on_request(self, ctx: RequestContext) -> Decision | None:
-        if ctx.request is None:
+        if ctx.call is None:
             return None
-        return await self._guard(ctx, "request", request_slots(ctx.request.body))
+        decision, _ = await self._guard(ctx, "request", ctx.view.segments())
+        return decision
 
-    async def on_response(
-        self, ctx: RequestContext, response: CanonicalResponse
-    ) -> Decision | None:
-        return await self._guard(ctx, "response", response_slots(response.body))
+    async def on_response(self, ctx: RequestContext, response: ResponseView) -> Decision | None:
+        decision, masked = await self._guard(ctx, "response", response.segments())
+        if masked:
+            response.drop_logprobs()
+        return decision
 
-    async def _guard(self, ctx: RequestContext, name: Stage, slots: list[Slot]) -> Decision | None:
+    async def _guard(
+        self, ctx: RequestContext, name: Stage, segments: list[Segment]
+    ) -> tuple[Decision | None, bool]:
+        """The decision, and whether any text was masked."""
         stage, spec = self.config.stage(name), self.specs.get(name)
         if stage is None or spec is None:
-            return None
-        texts = [slot.get() for slot in slots]
+            return None, False
+        texts = [segment.text for segment in segments]
         results = await self._analyze(spec, texts)
         masked = [mask_text(text, found) for text, found in zip(texts, results, strict=True)]
         groups = [c for _, found in masked for c in found]
@@ -379,24 +168,24 @@ class PiiGuardPolicy(Policy):
         if any(stage.rejects(c) for c in groups):
             _record(ctx, name, "reject", counts)
             error = stage.error(counts)
-            return Decision.reject(error.message, status=error.status, code=error.code)
-        for slot, (text, found) in zip(slots, masked, strict=True):
+            return Decision.reject(error.message, status=error.status, code=error.code), False
+        for segment, (text, found) in zip(segments, masked, strict=True):
             if found:
-                slot.set(text)
+                segment.set(text)
         _record(ctx, name, "mask" if groups else "pass", counts)
-        return None
+        return None, bool(groups)
 
     async def _analyze(self, spec: EngineSpec, texts: list[str]) -> list[list[Any]]:
         if not spec.entities or not any(t.strip() for t in texts):
             return [[] for _ in texts]
         return await self.pool.call(analyze_texts, spec, texts)
 
-    def stream_filter(self, ctx: RequestContext) -> StreamFilter | None:
+    def stream_filter(self, ctx: RequestContext) -> TextFilter | None:
         stage, spec = self.config.response, self.specs.get("response")
         if stage is None or spec is None or not spec.entities:
             return None
         entry = _record(ctx, "stream", "pass", {})
-        return MaskingStreamFilter(self._step(spec), _observer(stage, entry))
+        return MaskingTextFilter(self._step(spec), _observer(stage, entry))
 
     def _step(self, spec: EngineSpec) -> Step:
         pool = self.pool
@@ -422,48 +211,58 @@ def _observer(stage: StageConfig, entry: dict[str, Any]) -> Callable[[list[Clust
     return observe
 
 
-# --------------------------------------------------------------------------- plugin hooks
+class PiiGuardPlugin:
+    """The plugin (one instance per configuration): the policy type and its worker pool."""
 
-_POOLS: weakref.WeakKeyDictionary[Gateway, AnalyzerPool] = weakref.WeakKeyDictionary()
-"""Each gateway's worker pool (closed on shutdown, or when the gateway is dropped on reload)."""
+    Settings = Settings
 
+    def __init__(self) -> None:
+        self.pool: AnalyzerPool | None = None
 
-@hookimpl
-def modelway_policies() -> list[PolicySpec]:
-    return [
-        PolicySpec(
-            NAME,
-            PiiGuardPolicy,
-            PiiGuardConfig,
-            "mask or reject personal data (Presidio) in prompts and answers, streams included",
+    @hookimpl
+    def modelway_policies(self) -> list[PolicySpec]:
+        return [
+            PolicySpec(
+                NAME,
+                PiiGuardPolicy,
+                PiiGuardConfig,
+                "mask or reject personal data (Presidio) in prompts and answers, streams included",
+            )
+        ]
+
+    @hookimpl
+    def modelway_configure(self, gateway: Gateway) -> None:
+        settings: Settings = gateway.plugin_settings(NAME) or Settings()
+        guarded = [
+            (r.name, p) for r in gateway.routes for p in r.policies if isinstance(p, PiiGuardPolicy)
+        ]
+        if guarded and importlib.util.find_spec("presidio_analyzer") is None:
+            names = ", ".join(dict.fromkeys(name for name, _ in guarded))
+            raise ConfigError(
+                f"routes {names} use pii_guard, which needs presidio-analyzer "
+                "(pip install presidio-analyzer)"
+            )
+        if self.pool is not None:
+            self.pool.close()
+        pool = self.pool = AnalyzerPool(
+            settings.workers, settings.executor, settings.timeout_seconds
         )
-    ]
+        specs: list[EngineSpec] = []
+        for route, policy in guarded:
+            _warn_skipped(gateway, route, policy.bind(pool, settings.ner_model))
+            specs.extend(policy.specs.values())
+        pool.specs = tuple(dict.fromkeys(s for s in specs if s.entities))
 
+    @hookimpl
+    def modelway_startup(self, gateway: Gateway) -> None:
+        if self.pool is not None and self.pool.specs:
+            self.pool.start()
 
-@hookimpl
-def modelway_configure(gateway: Gateway) -> None:
-    settings: Settings = gateway.plugin_settings(NAME) or Settings()
-    guarded = [
-        r.name for r in gateway.routes if any(isinstance(p, PiiGuardPolicy) for p in r.policies)
-    ]
-    if guarded and importlib.util.find_spec("presidio_analyzer") is None:
-        raise ConfigError(
-            f"routes {', '.join(guarded)} use pii_guard, which needs presidio-analyzer "
-            "(pip install presidio-analyzer)"
-        )
-    pool = AnalyzerPool(settings.workers, settings.executor, settings.timeout_seconds)
-    specs: list[EngineSpec] = []
-    for route in gateway.routes:
-        for policy in route.policies:
-            if isinstance(policy, PiiGuardPolicy):
-                _warn_skipped(gateway, route.name, policy.bind(pool, settings.ner_model))
-                specs.extend(policy.specs.values())
-    pool.specs = tuple(dict.fromkeys(s for s in specs if s.entities))
-    previous = _POOLS.get(gateway)
-    if previous is not None:
-        previous.close()
-    _POOLS[gateway] = pool
-    weakref.finalize(gateway, pool.close)
+    @hookimpl
+    def modelway_shutdown(self, gateway: Gateway) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
 
 def _warn_skipped(gateway: Gateway, route: str, skipped: list[str]) -> None:
@@ -475,17 +274,3 @@ def _warn_skipped(gateway: Gateway, route: str, skipped: list[str]) -> None:
     )
     logger.warning(notice)
     gateway.notices.append(notice)
-
-
-@hookimpl
-def modelway_startup(gateway: Gateway) -> None:
-    pool = _POOLS.get(gateway)
-    if pool is not None and pool.specs:
-        pool.start()
-
-
-@hookimpl
-def modelway_shutdown(gateway: Gateway) -> None:
-    pool = _POOLS.pop(gateway, None)
-    if pool is not None:
-        pool.close()

@@ -13,16 +13,15 @@ cut moves back to the start of that finding. The rest stays held until the next 
 of the choice. So an entity split across chunks is never released in part, and text far from
 any candidate is not delayed.
 
-`MaskingStreamFilter` applies this to `choices[i].delta.content` of canonical OpenAI chunks,
-per choice index: role, finish and usage chunks pass through, and held text is flushed in a
-content chunk right before its choice's finish chunk (or at the end of the stream).
+`MaskingTextFilter` is this as a `TextFilter`, one masker per channel (a choice, a content
+block): every wire API's stream editor feeds it its text deltas and flushes a channel when it
+ends, so held text is released right before the channel's end event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from modelway.plugins.policies.pii_guard.engine import Found
 
@@ -154,72 +153,21 @@ def _clip(cluster: Cluster, released: int) -> Cluster:
     return cluster if cluster.start >= released else replace(cluster, start=released)
 
 
-class MaskingStreamFilter:
-    """A StreamFilter masking `delta.content` of every choice with its own StreamMasker."""
+class MaskingTextFilter:
+    """A `TextFilter` masking streamed answer text, with one StreamMasker per channel."""
 
     def __init__(self, step: Step, observe: Observe) -> None:
         self._step = step
         self._observe = observe
-        self._maskers: dict[int, StreamMasker] = {}
-        self._last: dict[str, Any] | None = None
+        self._maskers: dict[str, StreamMasker] = {}
 
-    async def on_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        choices = chunk.get("choices")
-        self._last = chunk
-        if not isinstance(choices, list) or not choices:
-            return [chunk]
-        before: list[dict[str, Any]] = []
-        kept = []
-        for choice in choices:
-            edited = (
-                await self._choice(chunk, choice, before) if isinstance(choice, dict) else choice
-            )
-            if edited is not None:
-                kept.append(edited)
-        if not kept and chunk.get("usage") is None:
-            return before
-        return [*before, {**chunk, "choices": kept}]
-
-    async def on_end(self) -> list[dict[str, Any]]:
-        out = []
-        for index, masker in self._maskers.items():
-            text = await self._release(masker, "", True) if masker.pending else ""
-            if text and self._last is not None:
-                out.append(content_chunk(self._last, index, text))
-        return out
-
-    async def _choice(
-        self, chunk: dict[str, Any], choice: dict[str, Any], before: list[dict[str, Any]]
-    ) -> dict[str, Any] | None:
-        index = choice.get("index", 0)
-        masker = self._maskers.setdefault(index, StreamMasker(self._step))
-        delta = choice.get("delta")
-        content = delta.get("content") if isinstance(delta, dict) else None
-        done = choice.get("finish_reason") is not None
-        if choice.get("logprobs") is not None:
-            choice = {**choice, "logprobs": None}  # token logprobs would repeat the raw text
-        if isinstance(delta, dict) and isinstance(content, str):
-            text = await self._release(masker, content, done)
-            if not text and not done and delta.keys() == {"content"} and content:
-                return None  # all of it is held: nothing to send for this choice yet
-            return {**choice, "delta": {**delta, "content": text}}
-        if done and masker.pending:
-            text = await self._release(masker, "", True)
-            if text:
-                before.append(content_chunk(chunk, index, text))
-        return choice
-
-    async def _release(self, masker: StreamMasker, text: str, final: bool) -> str:
+    async def push(self, channel: str, text: str, final: bool) -> str:
+        masker = self._maskers.get(channel)
+        if masker is None:
+            masker = self._maskers[channel] = StreamMasker(self._step)
         piece, groups = await masker.push(text, final)
         if groups:
             self._observe(groups)
+        if final:
+            del self._maskers[channel]
         return piece
-
-
-def content_chunk(template: dict[str, Any], index: int, text: str) -> dict[str, Any]:
-    """A content-only chunk for choice `index`, in the envelope of `template`."""
-    chunk = {k: v for k, v in template.items() if k not in ("choices", "usage")}
-    chunk["choices"] = [{"index": index, "delta": {"content": text}, "finish_reason": None}]
-    if "usage" in template:
-        chunk["usage"] = None
-    return chunk

@@ -40,6 +40,9 @@ from modelway.plugins.providers.anthropic.wire import (
     request_to_anthropic,
 )
 from modelway.sse import SSEDecoder, SSEEvent
+from modelway.wire import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, ANTHROPIC_OTHER, Call
+
+NATIVE = frozenset({ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS, ANTHROPIC_OTHER})
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 SAMPLING_REMOVED = "2026-10-21"
@@ -148,6 +151,26 @@ class AnthropicProvider(Provider):
             key = self.backend.api_key.get_secret_value() if self.backend.api_key else None
         return {"x-api-key": key} if key else {}
 
+    def native_wires(self, model: str) -> frozenset[str]:
+        return NATIVE
+
+    def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
+        """The client's own body and feature headers; the backend's version and betas are
+        added to the client's, the credentials are the gateway's."""
+        headers = merge_anthropic_headers(self._static_headers, ctx.forwarded_headers())
+        headers.update(self._auth(ctx))
+        if call.stream:
+            headers["accept"] = "text/event-stream"
+        if call.wire == ANTHROPIC_OTHER:
+            headers["content-type"] = call.content_type
+        base = self.url.removesuffix("/messages")
+        path = call.path.removeprefix("/v1")
+        query = f"?{call.query}" if call.query else ""
+        changes = {"model": model} if call.model and model != call.model else {}
+        body = call.encoded(**changes)
+        url = base + path + query
+        return UpstreamRequest(call.method, url, headers, body, self.backend.timeout_seconds)
+
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
         if request.operation is not Operation.CHAT:
             raise GatewayError(
@@ -194,6 +217,19 @@ class AnthropicProvider(Provider):
         except ValueError:
             data = None
         return error_from_body(status, data)
+
+
+def merge_anthropic_headers(static: dict[str, str], client: dict[str, str]) -> dict[str, str]:
+    """The backend's headers with the client's `anthropic-version` (it knows what it speaks)
+    and the union of both sides' `anthropic-beta` flags."""
+    headers = {**static}
+    if "anthropic-version" in client:
+        headers["anthropic-version"] = client["anthropic-version"]
+    flags = (static.get("anthropic-beta"), client.get("anthropic-beta"))
+    betas = [b.strip() for header in flags if header for b in header.split(",")]
+    if betas:
+        headers["anthropic-beta"] = ",".join(dict.fromkeys(b for b in betas if b))
+    return headers
 
 
 def messages_url(base_url: str) -> str:

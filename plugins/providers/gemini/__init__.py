@@ -29,8 +29,10 @@ from modelway.plugins.providers.gemini.wire import (
     parse_gemini_answer,
     to_gemini_request,
 )
+from modelway.wire import GEMINI_COUNT_TOKENS, GEMINI_GENERATE, GEMINI_OTHER, Call
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+NATIVE = frozenset({GEMINI_GENERATE, GEMINI_COUNT_TOKENS, GEMINI_OTHER})
 
 
 class GeminiOptions(BaseModel):
@@ -69,6 +71,27 @@ class GeminiProvider(Provider):
         if self.backend.auth == "passthrough":
             return ctx.client.api_key
         return self.backend.api_key.get_secret_value() if self.backend.api_key else None
+
+    def native_wires(self, model: str) -> frozenset[str]:
+        return NATIVE
+
+    def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
+        """The client's own body; the model (and API version) are the backend's, in the URL."""
+        if call.wire == GEMINI_OTHER:
+            version_path = call.path.split("/", 2)[2] if call.path.count("/") >= 2 else ""
+            base = self.models_url.removesuffix("/models")
+            url = f"{base}/{version_path}" + (f"?{call.query}" if call.query else "")
+        else:
+            method = "countTokens" if call.wire == GEMINI_COUNT_TOKENS else method_name(call.stream)
+            url = f"{self.models_url}/{model_path(model)}:{method}"
+        headers = {"content-type": "application/json", **self.backend.headers}
+        headers.update(ctx.forwarded_headers())
+        key = self._key(ctx)
+        if key:
+            headers["x-goog-api-key"] = key
+        return UpstreamRequest(
+            call.method, url, headers, call.encoded(), self.backend.timeout_seconds
+        )
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
         require_chat(request, self.backend)

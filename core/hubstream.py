@@ -1,19 +1,22 @@
-"""The per-request stream transformer: provider bytes in, client stream bytes out.
+"""A translated stream: provider bytes in, the client's stream bytes out, chunk by chunk.
 
-Decodes the provider's stream into canonical chunks, records usage and time to first token,
-drops the usage the gateway asked for on the client's behalf, runs the route's stream
-filters, and encodes for the client's API, chunk for chunk.
+Decodes the provider's stream into canonical chunks, records usage, drops the usage chunk the
+gateway asked for on the client's behalf, runs the route's text filters over the chunks'
+content, and encodes for the client's API. A continuation on another backend feeds the same
+object (`resume`), so the client reads one answer: one role chunk, usage summed.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from modelway.canonical import Usage
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
-from modelway.extension import StreamDecoder, StreamEncoder, StreamFilter
+from modelway.extension import StreamDecoder
+from modelway.hubview import ChunkTextEditor
+from modelway.ingress import StreamEncoder
+from modelway.wire import TextFilter
 
 
 def error_from_chunk(chunk: dict[str, Any]) -> GatewayError:
@@ -33,25 +36,31 @@ def error_from_chunk(chunk: dict[str, Any]) -> GatewayError:
     )
 
 
-class StreamPipeline:
+class HubStream:
+    """The per-request transformer of a translated stream (a `StreamSource`)."""
+
+    continuable = True
+
     def __init__(
         self,
         ctx: RequestContext,
         decoder: StreamDecoder,
-        filters: list[StreamFilter],
+        filters: list[TextFilter],
         encoder: StreamEncoder,
+        *,
+        keep_usage: bool,
     ) -> None:
-        assert ctx.request is not None
         self.ctx = ctx
         self.decoder = decoder
-        self.filters = filters
+        self.editor = ChunkTextEditor(filters) if filters else None
         self.encoder = encoder
-        self.keep_usage = ctx.request.client_wants_usage
+        self.keep_usage = keep_usage
         self.error: GatewayError | None = None
         """Set when the upstream stream failed; the bytes returned so far are still valid."""
         self.text: list[str] = []
         """The answer's text so far (choice 0, before filters), for a continuation."""
         self.has_tool_calls = False
+        self.usage: Usage | None = None
         self._usage_before = Usage()
         self._continuing = False
 
@@ -62,11 +71,11 @@ class StreamPipeline:
         single = request is None or request.body.get("n") in (None, 1)
         return single and not self.has_tool_calls and bool(self.text)
 
-    def resume(self, decoder: StreamDecoder) -> None:
+    def resume(self, decoder: StreamDecoder, usage_before: Usage | None = None) -> None:
         """Carry on in the same client stream with another backend's stream."""
         self.decoder = decoder
         self.error = None
-        self._usage_before = self.ctx.usage or self._usage_before
+        self._usage_before = usage_before or self.usage or self._usage_before
         self._continuing = True
 
     async def feed(self, data: bytes) -> bytes:
@@ -83,12 +92,11 @@ class StreamPipeline:
         out = await self._emit(self.decoder.close())
         if self.error is not None:
             return out
-        tail: list[dict[str, Any]] = []
-        for stream_filter in self.filters:
-            tail = await _through(stream_filter, tail) + await stream_filter.on_end()
-        if tail and self.ctx.timings.first_byte is None:
-            self.ctx.timings.first_byte = time.monotonic()
+        tail = await self.editor.end() if self.editor else []
         return out + b"".join(self.encoder.encode(c) for c in tail) + self.encoder.end()
+
+    def error_event(self, error: GatewayError) -> bytes:
+        return self.encoder.error(error)
 
     async def _emit(self, chunks: list[dict[str, Any]]) -> bytes:
         if not chunks:
@@ -101,10 +109,11 @@ class StreamPipeline:
             self._observe(chunk)
             if self._take_usage(chunk):
                 ready.append(chunk)
-        for stream_filter in self.filters:
-            ready = await _through(stream_filter, ready)
-        if ready and self.ctx.timings.first_byte is None:
-            self.ctx.timings.first_byte = time.monotonic()
+        if self.editor is not None:
+            edited = []
+            for chunk in ready:
+                edited.extend(await self.editor.edit(chunk))
+            ready = edited
         return b"".join(self.encoder.encode(c) for c in ready)
 
     def _observe(self, chunk: dict[str, Any]) -> None:
@@ -122,27 +131,10 @@ class StreamPipeline:
         usage = Usage.from_openai(chunk.get("usage"))
         if usage is not None:
             usage.add(self._usage_before)
-            self.ctx.usage = usage
+            self.usage = usage
             if self._continuing and isinstance(chunk.get("usage"), dict):
-                chunk["usage"] = _usage_dict(usage)
+                chunk["usage"] = usage.to_openai()
         if self.keep_usage:
             return True
         chunk.pop("usage", None)
         return bool(chunk.get("choices")) or usage is None
-
-
-def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
-async def _through(
-    stream_filter: StreamFilter, chunks: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for chunk in chunks:
-        out.extend(await stream_filter.on_chunk(chunk))
-    return out

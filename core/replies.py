@@ -1,0 +1,109 @@
+"""What the request path answers: a whole reply, or a streamed one, and errors as replies.
+
+Building an error reply never fails: if the ingress API cannot encode the error (or there is
+no API), a minimal OpenAI-shaped JSON body is written instead. A request is always answered
+by the gateway; it never falls through to anywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from modelway.context import RequestContext
+from modelway.errors import GatewayError
+
+logger = logging.getLogger("modelway")
+
+Write = Callable[[bytes], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Reply:
+    """A complete answer."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class StreamBody(Protocol):
+    """Produces a streamed answer's bytes; `run` returns when the stream has ended."""
+
+    async def run(self, write: Write) -> None: ...
+
+    def cancel(self) -> None:
+        """Release the upstream (the client went away before the stream was read)."""
+        ...
+
+
+@dataclass(slots=True)
+class StreamReply:
+    """An answer whose body is produced while it is sent."""
+
+    status: int
+    headers: dict[str, str]
+    body: StreamBody = field(repr=False)
+
+
+def served_headers(ctx: RequestContext) -> dict[str, str]:
+    """The gateway's own answer headers, plus those of the backend the client gets too."""
+    out = dict(ctx.upstream_headers)
+    out["x-request-id"] = ctx.id
+    out.setdefault("request-id", ctx.id)
+    if ctx.route is not None:
+        out["x-modelway-route"] = ctx.route.name
+    if ctx.served_by is not None:
+        out["x-modelway-backend"] = ctx.served_by.backend.name
+        if ctx.served_by.variant:
+            out["x-modelway-variant"] = ctx.served_by.variant
+    return out
+
+
+def reply(ctx: RequestContext, status: int, body: bytes, content_type: str) -> Reply:
+    ctx.status = status
+    return Reply(status, {"content-type": content_type, **served_headers(ctx)}, body)
+
+
+def error_reply(ctx: RequestContext, error: GatewayError) -> Reply:
+    """The client's error answer, in its API's shape; never raises."""
+    ctx.error = error
+    ctx.status = error.status
+    try:
+        headers, body = _error_parts(ctx, error)
+    except Exception as exc:  # an encoder that fails must not leave the request unanswered
+        logger.error("encoding an error for request %s failed (%s)", ctx.id, type(exc).__name__)
+        headers, body = {"content-type": "application/json"}, minimal_error_body(error)
+    return Reply(error.status, {**headers, **_safe_served(ctx)}, body)
+
+
+def _error_parts(ctx: RequestContext, error: GatewayError) -> tuple[dict[str, str], bytes]:
+    if error.native_body is not None and ctx.lane == "native":
+        return {"content-type": error.native_content_type, **error.headers}, error.native_body
+    api = ctx.api or (ctx.gateway.apis[0] if ctx.gateway and ctx.gateway.apis else None)
+    if api is None:
+        return {"content-type": "application/json", **error.headers}, minimal_error_body(error)
+    return api.error_headers(error), api.error_body(error)
+
+
+def _safe_served(ctx: RequestContext) -> dict[str, str]:
+    try:
+        return served_headers(ctx)
+    except Exception:
+        return {"x-request-id": ctx.id}
+
+
+def minimal_error_body(error: GatewayError) -> bytes:
+    """An OpenAI-shaped error body that always encodes (ASCII escapes, no surrogate issue)."""
+    payload = {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+    return json.dumps(payload, ensure_ascii=True, default=str).encode()

@@ -1,0 +1,252 @@
+"""The OpenAI wire APIs on the same-API lane: chat completions, embeddings, other endpoints.
+
+Chat streams pass as the upstream's bytes. Only the events that can carry usage, an error or
+the end are parsed; the usage-only chunk the gateway asked for on the client's behalf is
+removed again; with a text filter (PII masking) or a stream that may be continued on another
+backend, each event is decoded and its `delta.content` edited.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from modelway.canonical import Usage
+from modelway.context import RequestContext
+from modelway.errors import GatewayError
+from modelway.hubview import ChatRequestView, ChatResponseView, ChunkTextEditor
+from modelway.ingress import WireSupport
+from modelway.nativestream import SSEStream, event_json, frame
+from modelway.viewkit import SettingsView, text_segments, writer
+from modelway.wire import (
+    OPENAI_CHAT,
+    OPENAI_EMBEDDINGS,
+    OPENAI_OTHER,
+    Call,
+    Segment,
+    TextFilter,
+)
+
+FORWARD_HEADERS = ("openai-beta", "idempotency-key")
+_DONE = b"data: [DONE]"
+_USAGE = re.compile(rb'"usage":\s*\{')
+_NOTABLE = re.compile(rb'"usage":\s*\{|"finish_reason":\s*"|^data:\s*\{\s*"error"')
+"""Events worth parsing in a scan: usage, a finish, an error."""
+_NULL_USAGE = re.compile(rb',\s*"usage":\s*null')
+"""The `usage: null` of every chunk when the gateway asked for usage the client did not."""
+
+
+def error_object(error: GatewayError) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+
+
+def stream_error(error: GatewayError) -> bytes:
+    return frame(error_object(error))
+
+
+class ChatStream(SSEStream):
+    """A same-API chat-completions stream."""
+
+    def __init__(self, filters: list[TextFilter], strip_usage: bool, track_text: bool) -> None:
+        super().__init__(filters, rewrite=strip_usage or track_text)
+        self.strip_usage = strip_usage
+        self.track_text = track_text
+        self.editor = ChunkTextEditor(filters) if filters else None
+        self.text: list[str] = []
+        self.has_tool_calls = False
+
+    @property
+    def can_continue(self) -> bool:
+        return self.track_text and not self.has_tool_calls and bool(self.text)
+
+    def scan(self, event: bytes) -> None:
+        if event.startswith(_DONE):
+            self.complete = True
+        elif _NOTABLE.search(event):
+            self._note(event_json(event))
+
+    def _note(self, chunk: Any) -> None:
+        if not isinstance(chunk, dict):
+            self.failed(_invalid())
+            return
+        if "error" in chunk and not chunk.get("choices"):
+            self.failed(_stream_failure(chunk))
+            return
+        usage = Usage.from_openai(chunk.get("usage"))
+        if usage is not None:
+            self.usage = usage
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            if choice.get("finish_reason"):
+                self.complete = True
+            if self.track_text:
+                self._track(choice)
+
+    def _track(self, choice: dict[str, Any]) -> None:
+        delta = choice.get("delta") or {}
+        if delta.get("tool_calls"):
+            self.has_tool_calls = True
+        if choice.get("index", 0) == 0 and isinstance(delta.get("content"), str):
+            self.text.append(delta["content"])
+
+    async def rewrite(self, event: bytes) -> list[bytes]:
+        if event.startswith(_DONE):
+            self.complete = True
+            return [*(await self._held()), event + b"\n\n"]
+        if self.strip_usage:
+            event = _NULL_USAGE.sub(b"", event)
+        if not (self.editor or self.track_text) and not _USAGE.search(event):
+            self.scan(event)
+            return [event + b"\n\n"]
+        chunk = event_json(event)
+        self._note(chunk)
+        if self.error is not None or not isinstance(chunk, dict):
+            return [event + b"\n\n"]
+        if self.strip_usage and chunk.get("usage") and not chunk.get("choices"):
+            return []
+        if self.strip_usage:
+            chunk.pop("usage", None)
+        if self.editor is None:
+            return [event + b"\n\n"]
+        return [frame(c) for c in await self.editor.edit(chunk)]
+
+    async def _held(self) -> list[bytes]:
+        return [frame(c) for c in await self.editor.end()] if self.editor else []
+
+    async def flush(self) -> bytes:
+        return b"".join(await self._held())
+
+    def error_event(self, error: GatewayError) -> bytes:
+        return stream_error(error)
+
+
+def _invalid() -> GatewayError:
+    return GatewayError(
+        502,
+        "the backend's stream has an event that is not JSON",
+        "server_error",
+        "upstream_invalid_stream",
+    )
+
+
+def _stream_failure(chunk: dict[str, Any]) -> GatewayError:
+    error = chunk.get("error")
+    fields = error if isinstance(error, dict) else {}
+    message = fields.get("message")
+    code = fields.get("code")
+    return GatewayError(
+        502,
+        message if isinstance(message, str) and message else "the backend's stream failed",
+        "server_error",
+        code if isinstance(code, str) else "upstream_stream_error",
+    )
+
+
+class ChatWire(WireSupport):
+    name = OPENAI_CHAT
+    forward_headers = FORWARD_HEADERS
+    continuable = True
+    answer_key = "choices"
+
+    def view(self, call: Call) -> ChatRequestView:
+        return ChatRequestView(call)
+
+    def usage(self, body: Any) -> Usage | None:
+        return Usage.from_openai(body.get("usage")) if isinstance(body, dict) else None
+
+    def response_view(self, body: dict[str, Any]) -> ChatResponseView:
+        return ChatResponseView(body)
+
+    def native_stream(
+        self, ctx: RequestContext, filters: list[TextFilter], strip_usage: bool
+    ) -> ChatStream:
+        failover = ctx.route.config.failover if ctx.route else None
+        track = bool(failover and failover.continue_streams)
+        return ChatStream(filters, strip_usage, track)
+
+
+class EmbeddingsWire(ChatWire):
+    name = OPENAI_EMBEDDINGS
+    answer_key = "data"
+
+    def response_view(self, body: dict[str, Any]) -> None:
+        return None
+
+
+class OtherView(SettingsView):
+    """Any other OpenAI endpoint: its `prompt` and `input` texts, top-level settings."""
+
+    def segments(self) -> list[Segment]:
+        out: list[Segment] = []
+        for key in ("prompt", "input"):
+            value = self.body.get(key)
+            if isinstance(value, str):
+                out.extend(text_segments(self.body, key, "user", "input", self.edited))
+            elif isinstance(value, list):
+                out.extend(
+                    Segment("user", "input", item, writer(value, index, self.edited))
+                    for index, item in enumerate(value)
+                    if isinstance(item, str)
+                )
+        return out
+
+    def prepend(self, role: str, text: str) -> None:
+        """Other endpoints have no messages to add to."""
+
+    def append(self, role: str, text: str) -> None:
+        """Other endpoints have no messages to add to."""
+
+
+class OtherStream(SSEStream):
+    """A stream of another endpoint (`/v1/completions`): passed as it is, usage noted."""
+
+    def __init__(self) -> None:
+        super().__init__([], rewrite=False)
+
+    def scan(self, event: bytes) -> None:
+        if event.startswith(_DONE):
+            self.complete = True
+            return
+        if _USAGE.search(event):
+            chunk = event_json(event)
+            if isinstance(chunk, dict):
+                found = Usage.from_openai(chunk.get("usage"))
+                if found is not None:
+                    self.usage = found
+
+    async def rewrite(self, event: bytes) -> list[bytes]:
+        self.scan(event)
+        return [event + b"\n\n"]
+
+    async def close(self) -> bytes:
+        self.complete = True  # other streams may have no end marker
+        return await super().close()
+
+    def error_event(self, error: GatewayError) -> bytes:
+        return stream_error(error)
+
+
+class OtherWire(WireSupport):
+    name = OPENAI_OTHER
+    forward_headers = FORWARD_HEADERS
+    filterable_streams = False
+    json_answers = False
+
+    def view(self, call: Call) -> OtherView:
+        return OtherView(call)
+
+    def usage(self, body: Any) -> Usage | None:
+        return Usage.from_openai(body.get("usage")) if isinstance(body, dict) else None
+
+    def native_stream(
+        self, ctx: RequestContext, filters: list[TextFilter], strip_usage: bool
+    ) -> OtherStream:
+        return OtherStream()
