@@ -2,9 +2,9 @@
 (`publishers/anthropic`) in a Google Cloud project.
 
 Gemini requests go to `.../publishers/google/models/{model}:generateContent` (or
-`:streamGenerateContent?alt=sse`) with the body `gemini_wire` makes; Claude requests go to
+`:streamGenerateContent?alt=sse`) with the `gemini` provider's body; Claude requests go to
 `.../publishers/anthropic/models/{model}:rawPredict` (or `:streamRawPredict`) with the
-Anthropic Messages body `anthropic_wire` makes, minus `model`, plus `anthropic_version`, and
+`anthropic` provider's Messages body, minus `model`, plus `anthropic_version`, and
 their answers and streams are read as the `anthropic` provider reads them.
 
 Auth is a bearer token: a configured `access_token` (or the backend's `api_key`), the
@@ -29,17 +29,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from modelway import hookimpl
-from modelway.canonical import CanonicalRequest, CanonicalResponse, UpstreamRequest, Usage
+from modelway.canonical import CanonicalRequest, CanonicalResponse, UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
-from modelway.errors import GatewayError, upstream_error
+from modelway.errors import GatewayError
 from modelway.extension import Provider, ProviderSpec, StreamDecoder
-from modelway.plugins.providers.anthropic import AnthropicStreamDecoder
-from modelway.plugins.providers.anthropic.wire import (
-    error_from_body,
-    message_to_completion,
-    request_to_anthropic,
-)
+from modelway.plugins.providers.anthropic.errors import error_from_body
+from modelway.plugins.providers.anthropic.request import request_to_anthropic
+from modelway.plugins.providers.anthropic.response import parse_message
+from modelway.plugins.providers.anthropic.stream import AnthropicStreamDecoder
 from modelway.plugins.providers.gemini import auth_failed, require_chat, response_meta
 from modelway.plugins.providers.gemini.wire import (
     GeminiStreamDecoder,
@@ -227,16 +225,6 @@ def anthropic_body(body: dict[str, Any], stream: bool, default_max_tokens: int) 
     return {"anthropic_version": ANTHROPIC_VERSION, **out}
 
 
-def anthropic_answer(status: int, body: bytes) -> CanonicalResponse:
-    data = loads_or_none(body)
-    if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-        raise upstream_error(
-            502, "the backend's answer is not an Anthropic message", "upstream_invalid_response"
-        )
-    answer = message_to_completion(data, created=int(time.time()))
-    return CanonicalResponse(answer, Usage.from_openai(answer.get("usage")), status)
-
-
 def vertex_error(status: int, data: Any) -> GatewayError:
     """Vertex's own errors are Google-shaped; a Claude model's come in Anthropic's shape."""
     if isinstance(data, dict) and data.get("type") == "error":
@@ -316,7 +304,7 @@ class VertexProvider(Provider):
         self, ctx: RequestContext, request: CanonicalRequest, status: int, body: bytes
     ) -> CanonicalResponse:
         if publisher_for(request.model, self.options.publisher) == "anthropic":
-            return anthropic_answer(status, body)
+            return parse_message(status, body)
         return parse_gemini_answer(status, body, response_meta(ctx, request))
 
     def stream_decoder(self, ctx: RequestContext, request: CanonicalRequest) -> StreamDecoder:
