@@ -111,9 +111,17 @@ def answer_object(body: bytes | str) -> dict[str, Any]:
 
 
 def event_object(data: bytes | str) -> dict[str, Any]:
-    """One stream event's JSON object, or a 502 `upstream_invalid_stream`."""
+    """One stream event's JSON object, or `invalid_event()`."""
+    value = loads_or_none(data)
+    if not isinstance(value, dict):
+        raise invalid_event()
+    return value
+
+
+def invalid_event() -> GatewayError:
+    """A stream event that is not a JSON object: a 502 `upstream_invalid_stream`."""
     problem = "the backend's stream has an event that is not a JSON object"
-    return json_object(data, problem, "upstream_invalid_stream")
+    return upstream_error(502, problem, "upstream_invalid_stream")
 
 
 def as_int(value: Any, default: int = 0) -> int:

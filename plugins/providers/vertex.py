@@ -38,18 +38,12 @@ from modelway.plugins.providers.anthropic.errors import error_from_body
 from modelway.plugins.providers.anthropic.request import request_to_anthropic
 from modelway.plugins.providers.anthropic.response import parse_message
 from modelway.plugins.providers.anthropic.stream import AnthropicStreamDecoder
-from modelway.plugins.providers.gemini import auth_failed, require_chat, response_meta
-from modelway.plugins.providers.gemini.wire import (
-    GeminiStreamDecoder,
-    dumps,
-    error_from_google,
-    is_auth_failure,
-    loads_or_none,
-    method_name,
-    model_path,
-    parse_gemini_answer,
-    to_gemini_request,
-)
+from modelway.plugins.providers.gemini import parse_google_error, response_meta
+from modelway.plugins.providers.gemini.errors import error_from_google
+from modelway.plugins.providers.gemini.request import method_name, model_path, to_gemini_request
+from modelway.plugins.providers.gemini.response import parse_gemini_answer
+from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
+from modelway.providerkit import dumps, request_key, require_operation
 
 logger = logging.getLogger("modelway.vertex")
 
@@ -265,15 +259,13 @@ class VertexProvider(Provider):
             await self.tokens.stop()
 
     def _token(self, ctx: RequestContext) -> str:
-        if self.backend.auth == "passthrough":
-            token = ctx.client.api_key
-        elif self.options.access_token is not None:
-            token = self.options.access_token.get_secret_value()
-        elif self.tokens is None:
-            token = self.backend.api_key.get_secret_value() if self.backend.api_key else None
-        else:
+        if self.tokens is not None:
             self.tokens.ensure_running()
             token = self.tokens.current()
+        elif self.options.access_token is not None and self.backend.auth == "gateway":
+            token = self.options.access_token.get_secret_value()
+        else:
+            token = request_key(ctx, self.backend)
         if not token:
             raise GatewayError(
                 503,
@@ -284,7 +276,7 @@ class VertexProvider(Provider):
         return token
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
-        require_chat(request, self.backend)
+        require_operation(request, self.backend)
         publisher = publisher_for(request.model, self.options.publisher)
         url = f"{self.prefix}/{publisher}/models/{model_path(request.model)}:"
         if publisher == "anthropic":
@@ -313,13 +305,7 @@ class VertexProvider(Provider):
         return GeminiStreamDecoder(response_meta(ctx, request))
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
-        data = loads_or_none(body)
-        if self.backend.auth == "gateway" and is_auth_failure(status, data):
-            return auth_failed(status)
-        error = vertex_error(status, data)
-        if headers.get("retry-after"):
-            error.headers.pop("retry-after", None)
-        return error
+        return parse_google_error(self.backend, status, headers, body, vertex_error)
 
 
 @hookimpl

@@ -30,7 +30,7 @@ from modelway.context import RequestContext
 from modelway.errors import GatewayError, bad_request
 from modelway.extension import Endpoint, IngressAPI
 from modelway.plugins.ingress.openai import parse_json_object
-from modelway.plugins.providers.gemini.wire import dumps
+from modelway.providerkit import dumps
 
 JSON = dict[str, Any]
 API = "gemini"
