@@ -78,8 +78,8 @@ def dumps(value: Any) -> bytes:
 def _invalid_unicode(exc: UnicodeEncodeError) -> GatewayError:
     point = ord(exc.object[exc.start])
     return bad_request(
-        f"the request holds a string with a lone surrogate (U+{point:04X}), which is not "
-        "valid Unicode: send each character whole (a surrogate pair, or the character itself)",
+        f"a string holds a lone surrogate (U+{point:04X}), which is not valid Unicode: "
+        "send each character whole (a surrogate pair, or the character itself)",
         code="invalid_unicode",
     )
 

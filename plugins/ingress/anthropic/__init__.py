@@ -2,37 +2,30 @@
 
 `POST /v1/messages` (streamed or not) is decoded into the canonical (OpenAI) form, so it
 reaches any backend; answers, streams and errors go back in Anthropic's wire shape. The
-translation itself lives in `anthropic_ingress_wire`; this module is the `IngressAPI`.
+translation is the pure code beside this module (`schema`, `request`, `response`, `stream`,
+`errors`); this module is the `IngressAPI`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any
 
 from modelway import hookimpl
 from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.extension import Endpoint, IngressAPI
-from modelway.plugins.ingress.anthropic.wire import (
-    AnthropicStreamEncoder,
-    error_object,
-    new_message_id,
-    to_anthropic_message,
-    to_openai_request,
-    validate_request,
-)
+from modelway.plugins.ingress.anthropic.errors import error_object
+from modelway.plugins.ingress.anthropic.request import to_openai_request
+from modelway.plugins.ingress.anthropic.response import new_message_id, to_anthropic_message
+from modelway.plugins.ingress.anthropic.schema import validate_request
+from modelway.plugins.ingress.anthropic.stream import AnthropicStreamEncoder
 from modelway.plugins.ingress.openai import parse_json_object
+from modelway.providerkit import dumps
 
 API = "anthropic"
 MESSAGES_PATH = "/v1/messages"
 _MESSAGES = Endpoint(API, Operation.CHAT, "messages")
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _stop_sequences(ctx: RequestContext) -> list[str]:
@@ -73,13 +66,13 @@ class AnthropicAPI(IngressAPI):
             stop_sequences=_stop_sequences(ctx),
             message_id=new_message_id(response.body.get("id")),
         )
-        return _dumps(message)
+        return dumps(message)
 
     def stream_encoder(self, ctx: RequestContext) -> AnthropicStreamEncoder:
         return AnthropicStreamEncoder(new_message_id(), _model(ctx), _stop_sequences(ctx))
 
     def error_body(self, error: GatewayError) -> bytes:
-        return _dumps(error_object(error))
+        return dumps(error_object(error))
 
 
 @hookimpl

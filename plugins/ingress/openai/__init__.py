@@ -22,6 +22,7 @@ from modelway.context import RequestContext
 from modelway.errors import GatewayError, bad_request
 from modelway.extension import Endpoint, IngressAPI, LocalAnswer
 from modelway.plugins.ingress.openai.schema import ChatCompletionRequest, EmbeddingsRequest
+from modelway.providerkit import dumps
 from modelway.runtime import Gateway
 
 API = "openai"
@@ -42,10 +43,6 @@ _SCHEMAS: dict[Operation, type[BaseModel]] = {
 _STARTED = int(time.time())
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def _strip_prefix(path: str) -> str:
     return path[3:] if path.startswith("/v1/") else path
 
@@ -54,13 +51,13 @@ class OpenAIStreamEncoder:
     content_type = "text/event-stream"
 
     def encode(self, chunk: dict[str, Any]) -> bytes:
-        return b"data: " + _dumps(chunk) + b"\n\n"
+        return b"data: " + dumps(chunk) + b"\n\n"
 
     def end(self) -> bytes:
         return b"data: [DONE]\n\n"
 
     def error(self, error: GatewayError) -> bytes:
-        return b"data: " + _dumps(error_object(error)) + b"\n\n"
+        return b"data: " + dumps(error_object(error)) + b"\n\n"
 
 
 def error_object(error: GatewayError) -> dict[str, Any]:
@@ -105,26 +102,26 @@ class OpenAIAPI(IngressAPI):
         return CanonicalRequest(endpoint.operation, data["model"], data, stream, wants_usage)
 
     def encode_response(self, ctx: RequestContext, response: CanonicalResponse) -> bytes:
-        return _dumps(response.body)
+        return dumps(response.body)
 
     def stream_encoder(self, ctx: RequestContext) -> OpenAIStreamEncoder:
         return OpenAIStreamEncoder()
 
     def error_body(self, error: GatewayError) -> bytes:
-        return _dumps(error_object(error))
+        return dumps(error_object(error))
 
     def local_answer(
         self, endpoint: Endpoint, ctx: RequestContext, gateway: Gateway
     ) -> LocalAnswer:
         models = gateway.exposed_models()
         if endpoint is _MODELS:
-            return LocalAnswer(200, _dumps({"object": "list", "data": [_model(m) for m in models]}))
+            return LocalAnswer(200, dumps({"object": "list", "data": [_model(m) for m in models]}))
         model = unquote(_strip_prefix(ctx.path)[len("/models/") :])
         if model not in models:
             raise GatewayError(
                 404, f"the model '{model}' does not exist", code="model_not_found", param="model"
             )
-        return LocalAnswer(200, _dumps(_model(model)))
+        return LocalAnswer(200, dumps(_model(model)))
 
 
 def _model(name: str) -> dict[str, Any]:
