@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from modelway.extension import Endpoint, IngressAPI, LocalAnswer, StreamEncoder
 from modelway.plugins.ingress.openai import error_object
 from modelway.plugins.ops.stats import StatsBoard
 from modelway.plugins.traffic.health import HealthBoard
+from modelway.providerkit import dumps
 
 if TYPE_CHECKING:
     from modelway.context import RequestContext
@@ -52,7 +52,7 @@ _PATHS = frozenset(path for _, path in _ROUTES)
 
 
 def _json(status: int, value: Any) -> LocalAnswer:
-    return LocalAnswer(status, json.dumps(value, separators=(",", ":")).encode())
+    return LocalAnswer(status, dumps(value))
 
 
 def _not_enabled(plugin: str) -> GatewayError:
@@ -112,13 +112,13 @@ class AdminAPI(IngressAPI):
         raise GatewayError(404, f"{endpoint.name} takes no model request", code="not_found")
 
     def encode_response(self, ctx: RequestContext, response: CanonicalResponse) -> bytes:
-        return json.dumps(response.body).encode()
+        return dumps(response.body)
 
     def stream_encoder(self, ctx: RequestContext) -> StreamEncoder:
         raise GatewayError(404, "the admin API does not stream", code="not_found")
 
     def error_body(self, error: GatewayError) -> bytes:
-        return json.dumps(error_object(error), separators=(",", ":")).encode()
+        return dumps(error_object(error))
 
     # ------------------------------------------------------------------------- answers
 

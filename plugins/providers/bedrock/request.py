@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelway.errors import bad_request
-from modelway.providerkit import as_dict, parse_data_url
+from modelway.providerkit import as_dict, dumps, parse_data_url
 
 JSON = dict[str, Any]
 
@@ -222,7 +222,7 @@ def _output_config(response_format: Any) -> JSON | None:
     if not isinstance(response_format, Mapping) or response_format.get("type") != "json_schema":
         return None
     given = as_dict(response_format.get("json_schema"))
-    schema: JSON = {"schema": json.dumps(given.get("schema") or {}, separators=(",", ":"))}
+    schema: JSON = {"schema": dumps(given.get("schema") or {}).decode()}
     for key in ("name", "description"):
         if isinstance(given.get(key), str):
             schema[key] = given[key]
