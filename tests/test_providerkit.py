@@ -235,3 +235,83 @@ def event_object_error() -> GatewayError:
     with pytest.raises(GatewayError) as caught:
         event_object("{oops")
     return caught.value
+
+
+# --------------------------------------------------------------------------- providers agree
+
+GOOD_URLS = ["data:image/png;base64,iVBORw0KGgo=", "data:IMAGE/JPEG;name=a.jpg;base64,/9j/4AAQ"]
+BAD_URLS = [
+    "data:image/png,iVBORw0KGgo=",
+    "data:image/png;base64,iVBORw0KGgo",
+    "data:image/png;base64,iVBOR w0KGgo=",
+    "data:image/png;base64,",
+    "data:;base64,iVBORw0KGgo=",
+    "data:image/png;charset=utf-8,abc",
+]
+WHERE = "messages[0].content[1].image_url.url"
+
+
+def _body(url: str) -> dict[str, Any]:
+    parts = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    return {"model": "m", "messages": [{"role": "user", "content": parts}]}
+
+
+def _anthropic_image(url: str) -> tuple[str, str]:
+    from modelway.plugins.providers.anthropic.request import request_to_anthropic
+
+    block = request_to_anthropic(_body(url), default_max_tokens=8)["messages"][0]["content"][1]
+    return block["source"]["media_type"], block["source"]["data"]
+
+
+def _gemini_image(url: str) -> tuple[str, str]:
+    from modelway.plugins.providers.gemini.request import to_gemini_request
+
+    inline = to_gemini_request(_body(url))["contents"][0]["parts"][1]["inlineData"]
+    return inline["mimeType"], inline["data"]
+
+
+def _bedrock_image(url: str) -> tuple[str, str]:
+    from modelway.plugins.providers.bedrock.request import converse_request
+
+    image = converse_request(_body(url))["messages"][0]["content"][1]["image"]
+    return "image/" + image["format"], image["source"]["bytes"]
+
+
+PROVIDERS = [_anthropic_image, _gemini_image, _bedrock_image]
+
+
+@pytest.mark.parametrize("url", GOOD_URLS)
+def test_providers_agree_on_good_data_urls(url):
+    parsed = parse_data_url(url, WHERE)
+    assert {read(url) for read in PROVIDERS} == {(parsed.media_type, parsed.data)}
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_providers_agree_on_bad_data_urls(url):
+    errors = []
+    for read in PROVIDERS:
+        with pytest.raises(GatewayError) as caught:
+            read(url)
+        errors.append(caught.value)
+    assert {(e.status, e.code, e.param) for e in errors} == {(400, "invalid_data_url", WHERE)}
+    assert len({e.message for e in errors}) == 1
+
+
+@pytest.mark.parametrize(
+    "data", ["data:application/pdf,JVBERi0=", "data:application/pdf;base64,JVB"]
+)
+def test_anthropic_and_gemini_agree_on_bad_file_data_urls(data):
+    from modelway.plugins.providers.anthropic.request import request_to_anthropic
+    from modelway.plugins.providers.gemini.request import to_gemini_request
+
+    part = {"type": "file", "file": {"file_data": data, "filename": "a.pdf"}}
+    body = {"model": "m", "messages": [{"role": "user", "content": [part]}]}
+    params = set()
+    for translate in (lambda b: request_to_anthropic(b, default_max_tokens=8), to_gemini_request):
+        with pytest.raises(GatewayError) as caught:
+            translate(body)
+        params.add((caught.value.code, caught.value.param))
+    assert params == {("invalid_data_url", "messages[0].content[0].file.file_data")}
