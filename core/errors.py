@@ -46,13 +46,16 @@ def upstream_error(status: int, message: str, code: str = "upstream_error") -> G
     return GatewayError(status, message, kind, code)
 
 
-def credentials_rejected(status: int, what: str = "api_key") -> GatewayError:
+def credentials_rejected(
+    status: int, what: str = "api_key", reason: str | None = None
+) -> GatewayError:
     """A backend refused the gateway's own credentials: the gateway's fault, not the
-    client's, so a 502 that names neither the key nor the backend's own message."""
+    client's, so a 502 that names neither the key nor the backend's own message (`reason`
+    is a short error type, e.g. AWS's `UnrecognizedClientException`; default `HTTP <status>`)."""
     return upstream_error(
         502,
-        f"the backend rejected the gateway's credentials (HTTP {status}); check the "
-        f"backend's {what}",
+        f"the backend rejected the gateway's credentials ({reason or f'HTTP {status}'}); "
+        f"check the backend's {what}",
         "upstream_auth_failed",
     )
 

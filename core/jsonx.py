@@ -9,13 +9,17 @@ GatewayError 400, never an encoding exception.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
 
-from modelway.errors import GatewayError
+from modelway.errors import GatewayError, bad_request
 
 JSONDecodeError = orjson.JSONDecodeError
+
+
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
@@ -23,24 +27,48 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     return orjson.loads(data)
 
 
+def loads_request(body: bytes) -> Any:
+    """Parse a client's JSON body: `JSONDecodeError` for what is not JSON, a GatewayError 400
+    `invalid_unicode` naming the code point for an escaped lone surrogate (`\\ud800`)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        found = _ESCAPED_SURROGATE.search(body) if "surrogate" in str(exc) else None
+        if found is None:  # raw bytes that are not UTF-8 are simply not JSON
+            raise
+        point = int(found.group()[2:], 16)
+        raise bad_request(
+            f"a string holds a lone surrogate (U+{point:04X}), which is not valid Unicode: "
+            "send each character whole (a surrogate pair, or the character itself)",
+            code="invalid_unicode",
+        ) from None
+
+
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON bytes."""
+    """`value` as compact UTF-8 JSON (no ASCII escaping).
+
+    orjson first; what it cannot encode (integers over 64 bits, non-string keys) goes
+    through the standard library. A string holding a lone surrogate (which the standard
+    library's decoder lets in, e.g. from `"\\ud800"`) is not Unicode: a 400 `invalid_unicode`.
+    """
     try:
         return orjson.dumps(value)
-    except TypeError as exc:
-        return _fallback(value, exc)
+    except TypeError:  # orjson.JSONEncodeError
+        pass
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise _invalid_unicode(exc) from None
 
 
 def dumps_text(value: Any) -> str:
     return dumps(value).decode()
 
 
-def _fallback(value: Any, exc: TypeError) -> bytes:
-    if "surrogates" in str(exc):
-        raise GatewayError(
-            400,
-            "the request holds a lone UTF-16 surrogate (e.g. \\ud800), which is not valid Unicode",
-            code="invalid_unicode",
-        ) from None
-    # Integers beyond 64 bits and other types orjson does not encode.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+def _invalid_unicode(exc: UnicodeEncodeError) -> GatewayError:
+    point = ord(exc.object[exc.start])
+    return bad_request(
+        f"a string holds a lone surrogate (U+{point:04X}), which is not valid Unicode: "
+        "send each character whole (a surrogate pair, or the character itself)",
+        code="invalid_unicode",
+    )

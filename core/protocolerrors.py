@@ -7,11 +7,11 @@ directly with an HTML page; clients of an API gateway expect the API's JSON erro
 
 from __future__ import annotations
 
-import json
-
 from mitmproxy import http, version
 from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1, _http2, _http3
+
+from modelway.providerkit import dumps
 
 _CODES = {
     400: "bad_request",
@@ -33,7 +33,7 @@ def json_error_body(status_code: int, message: str = "") -> bytes:
         "param": None,
         "code": _CODES.get(status_code, "protocol_error"),
     }
-    return json.dumps({"error": error}).encode()
+    return dumps({"error": error})
 
 
 def json_error_response(status_code: int, message: str = "") -> bytes:

@@ -23,14 +23,14 @@ from modelway.canonical import Operation
 OPENAI_CHAT = "openai.chat"
 OPENAI_EMBEDDINGS = "openai.embeddings"
 OPENAI_RESPONSES = "openai.responses"
-OPENAI_OTHER = "openai.other"
-"""Every other OpenAI endpoint (`/v1/completions`, `/v1/files`, ...), passed through."""
+PASSTHROUGH = "passthrough"
+"""Any other endpoint of a provider's API (`/v1/completions`, `/v1/files`, Gemini's
+`cachedContents` ...): the request goes as it is to the base URL of a backend that forwards
+raw requests, with the backend's credentials."""
 ANTHROPIC_MESSAGES = "anthropic.messages"
 ANTHROPIC_COUNT_TOKENS = "anthropic.count_tokens"
-ANTHROPIC_OTHER = "anthropic.other"
 GEMINI_GENERATE = "gemini.generate"
 GEMINI_COUNT_TOKENS = "gemini.count_tokens"
-GEMINI_OTHER = "gemini.other"
 
 PORTABLE_SETTINGS = ("temperature", "top_p", "top_k", "max_tokens", "stop", "seed", "user")
 """Settings every chat wire API maps to its own field (`max_tokens` is Anthropic's

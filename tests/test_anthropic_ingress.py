@@ -19,15 +19,11 @@ import pytest
 import yaml
 
 from modelway.errors import GatewayError
-from modelway.plugins.ingress.anthropic.wire import (
-    AnthropicStreamEncoder,
-    StreamTranslator,
-    error_object,
-    error_path,
-    to_anthropic_message,
-    to_openai_request,
-    validate_request,
-)
+from modelway.plugins.ingress.anthropic.errors import error_object
+from modelway.plugins.ingress.anthropic.request import to_openai_request
+from modelway.plugins.ingress.anthropic.response import to_anthropic_message
+from modelway.plugins.ingress.anthropic.schema import error_path, validate_request
+from modelway.plugins.ingress.anthropic.stream import AnthropicStreamEncoder, StreamTranslator
 from modelway.sse import SSEDecoder
 from tests.harness import RunningGateway, run_gateway, write_config
 from tests.upstreams import Received, Reply, UpstreamServer

@@ -24,8 +24,11 @@ from modelway.plugins.providers.anthropic import (
     AnthropicProvider,
     AnthropicStreamDecoder,
     messages_url,
-    wire,
 )
+from modelway.plugins.providers.anthropic import errors as wire_errors
+from modelway.plugins.providers.anthropic import request as wire_request
+from modelway.plugins.providers.anthropic import response as wire_response
+from modelway.plugins.providers.anthropic import stream as wire_stream
 from tests.anthropic_wire_fixtures import (
     BASIC_STREAM,
     LATE_USAGE_STREAM,
@@ -184,12 +187,12 @@ FULL_EXPECTED: dict[str, Any] = {
 
 
 def test_full_request_translation():
-    out = wire.request_to_anthropic(FULL_REQUEST, default_max_tokens=4096)
+    out = wire_request.request_to_anthropic(FULL_REQUEST, default_max_tokens=4096)
     assert out == FULL_EXPECTED
 
 
 def test_translated_request_has_the_sdk_request_shape():
-    out = wire.request_to_anthropic(FULL_REQUEST, default_max_tokens=4096)
+    out = wire_request.request_to_anthropic(FULL_REQUEST, default_max_tokens=4096)
     sampling = {"temperature", "top_p"}
     assert set(out) - sampling <= KNOWN_FIELDS
     STREAM_PARAMS.validate_python({k: v for k, v in out.items() if k not in sampling})
@@ -204,7 +207,7 @@ def request_problems_of(body: dict[str, Any]) -> list[str]:
 
 def test_simple_request_defaults():
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    out = wire.request_to_anthropic(body, default_max_tokens=123)
+    out = wire_request.request_to_anthropic(body, default_max_tokens=123)
     assert out == {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 123}
 
 
@@ -233,7 +236,7 @@ def test_simple_request_defaults():
 )
 def test_request_fields(fields, expected):
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **fields}
-    out = wire.request_to_anthropic(body, default_max_tokens=7)
+    out = wire_request.request_to_anthropic(body, default_max_tokens=7)
     base = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 7}
     assert out == {**base, **expected}
 
@@ -241,7 +244,7 @@ def test_request_fields(fields, expected):
 def test_sampling_can_be_left_out():
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0.5}
     body["top_p"] = 0.5
-    out = wire.request_to_anthropic(body, default_max_tokens=7, sampling=False)
+    out = wire_request.request_to_anthropic(body, default_max_tokens=7, sampling=False)
     assert "temperature" not in out and "top_p" not in out
 
 
@@ -263,7 +266,7 @@ def test_sampling_can_be_left_out():
     ],
 )
 def test_tool_choice(choice, parallel, expected):
-    assert wire.tool_choice_to_anthropic(choice, parallel) == expected
+    assert wire_request.tool_choice_to_anthropic(choice, parallel) == expected
 
 
 def test_consecutive_turns_merge_and_tool_results_come_first():
@@ -276,7 +279,7 @@ def test_consecutive_turns_merge_and_tool_results_come_first():
         {"role": "tool", "tool_call_id": "t1", "content": ""},
         {"role": "assistant", "content": [{"type": "text", "text": "done"}]},
     ]
-    system, out = wire.messages_to_anthropic(messages)
+    system, out = wire_request.messages_to_anthropic(messages)
     assert system is None
     assert [m["role"] for m in out] == ["user", "assistant", "user", "assistant"]
     assert out[0]["content"] == [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
@@ -290,7 +293,7 @@ def test_consecutive_turns_merge_and_tool_results_come_first():
 
 
 def test_single_system_message_is_a_string_and_files_become_documents():
-    system, out = wire.messages_to_anthropic(
+    system, out = wire_request.messages_to_anthropic(
         [
             {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
             {
@@ -336,7 +339,7 @@ def _call(call_id: str, arguments: Any = "{}") -> dict[str, Any]:
 def test_untranslatable_requests_are_400(fields, param):
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **fields}
     with pytest.raises(GatewayError) as caught:
-        wire.request_to_anthropic(body, default_max_tokens=7)
+        wire_request.request_to_anthropic(body, default_max_tokens=7)
     assert caught.value.status == 400
     assert caught.value.param is not None and param in caught.value.param
 
@@ -345,7 +348,7 @@ def test_untranslatable_requests_are_400(fields, param):
 
 
 def test_text_message_translation():
-    out = wire.message_to_completion(TEXT_MESSAGE, created=CREATED)
+    out = wire_response.message_to_completion(TEXT_MESSAGE, created=CREATED)
     assert out == {
         "id": "msg_01T4jd6NyD9xGGtTPDC4ogy5",
         "object": "chat.completion",
@@ -369,7 +372,7 @@ def test_text_message_translation():
 
 
 def test_tool_use_message_translation():
-    out = wire.message_to_completion(TOOL_USE_MESSAGE, created=CREATED)
+    out = wire_response.message_to_completion(TOOL_USE_MESSAGE, created=CREATED)
     message = out["choices"][0]["message"]
     assert message["content"] == "I'll check the current weather in Paris for you."
     assert message["tool_calls"] == [
@@ -384,7 +387,7 @@ def test_tool_use_message_translation():
 
 def test_tool_only_answer_has_null_content():
     message = {**TOOL_USE_MESSAGE, "content": TOOL_USE_MESSAGE["content"][1:]}
-    out = wire.message_to_completion(message, created=CREATED)
+    out = wire_response.message_to_completion(message, created=CREATED)
     assert out["choices"][0]["message"]["content"] is None
 
 
@@ -403,8 +406,10 @@ def test_tool_only_answer_has_null_content():
     ],
 )
 def test_stop_reasons(stop, finish):
-    assert wire.finish_reason(stop) == finish
-    out = wire.message_to_completion({**TEXT_MESSAGE, "stop_reason": stop}, created=CREATED)
+    assert wire_response.finish_reason(stop) == finish
+    out = wire_response.message_to_completion(
+        {**TEXT_MESSAGE, "stop_reason": stop}, created=CREATED
+    )
     assert out["choices"][0]["finish_reason"] == finish
 
 
@@ -416,7 +421,7 @@ def test_usage_counts_cache_tokens_as_prompt_tokens():
         "output_tokens": 4,
         "output_tokens_details": {"thinking_tokens": 2},
     }
-    assert wire.usage_from_anthropic(usage) == {
+    assert wire_response.usage_from_anthropic(usage) == {
         "prompt_tokens": 60,
         "completion_tokens": 4,
         "total_tokens": 64,
@@ -427,14 +432,14 @@ def test_usage_counts_cache_tokens_as_prompt_tokens():
 
 def test_reverse_helpers_invert_the_forward_ones():
     for url in ("data:image/webp;base64,AAAA", "https://example.com/a.png"):
-        part = wire.block_to_content_part(wire.image_block(url))
+        part = wire_response.block_to_content_part(wire_request.image_block(url))
         assert part == {"type": "image_url", "image_url": {"url": url}}
     for stop in ("end_turn", "max_tokens", "tool_use", "refusal"):
-        assert wire.stop_reason(wire.finish_reason(stop)) == stop
-    for kind, status in wire.ERROR_TYPE_STATUS.items():
-        assert wire.error_type_for_status(status) == kind
+        assert wire_response.stop_reason(wire_response.finish_reason(stop)) == stop
+    for kind, status in wire_errors.ERROR_TYPE_STATUS.items():
+        assert wire_errors.error_type_for_status(status) == kind
     usage = {"input_tokens": 10, "output_tokens": 4, "cache_read_input_tokens": 30}
-    assert wire.usage_to_anthropic(wire.usage_from_anthropic(usage)) == usage
+    assert wire_response.usage_to_anthropic(wire_response.usage_from_anthropic(usage)) == usage
 
 
 # =========================================================================== streams
@@ -552,14 +557,14 @@ def summary(completion: dict[str, Any]) -> dict[str, Any]:
 )
 def test_reassembled_stream_equals_the_non_streamed_answer(stream, message):
     streamed = reassemble(decode(stream))
-    assert streamed == summary(wire.message_to_completion(message, created=CREATED))
+    assert streamed == summary(wire_response.message_to_completion(message, created=CREATED))
 
 
 def test_reassembled_generated_streams_equal_their_messages():
     for body in (_echo_body(), _tool_body(), _tool_result_body()):
         message = answer_for(body)
         streamed = reassemble(decode(b"".join(stream_bytes(message))))
-        assert streamed == summary(wire.message_to_completion(message, created=CREATED))
+        assert streamed == summary(wire_response.message_to_completion(message, created=CREATED))
 
 
 def test_stream_usage_arriving_in_message_delta():
@@ -607,7 +612,7 @@ OVERLOADED_CHUNK = {
 
 
 def test_translator_raises_on_an_error_event_with_its_status():
-    translator = wire.StreamTranslator(created=CREATED)
+    translator = wire_stream.StreamTranslator(created=CREATED)
     with pytest.raises(GatewayError) as caught:
         translator.event(OVERLOADED_ERROR)
     assert (caught.value.status, caught.value.type) == (529, "overloaded_error")
@@ -634,7 +639,7 @@ def test_error_event_after_text_in_one_read_comes_after_the_text():
 def test_truncated_stream_ends_with_an_error_chunk():
     decoder = AnthropicStreamDecoder(CREATED)
     decoder.feed(BASIC_STREAM.split(b"event: message_delta")[0])
-    assert decoder.close()[-1]["error"]["code"] == "upstream_incomplete_stream"
+    assert decoder.close()[-1]["error"]["code"] == "upstream_stream_truncated"
 
 
 def test_stream_event_that_is_not_json_is_an_error_chunk():
@@ -1142,7 +1147,7 @@ def test_stream_cut_short_ends_with_an_error(client, up):
     up.reply = lambda body: Reply(headers={"content-type": "text/event-stream"}, chunks=events)
     with pytest.raises(openai.APIError) as caught:
         list(client.chat.completions.create(model="claude-test", messages=CHAT, stream=True))
-    assert "ended before the answer was complete" in caught.value.message
+    assert "ended before it was complete" in caught.value.message
 
 
 def test_untranslatable_request_is_400_from_the_gateway(client, up, messages_api):

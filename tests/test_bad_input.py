@@ -277,6 +277,16 @@ def test_non_standard_json_constants_are_rejected(gw, good_upstream):
     assert_serves(gw, good_upstream)
 
 
+def test_lone_surrogate_is_400_invalid_unicode_not_500(gw, good_upstream):
+    """JSON's `\\ud800` escape decodes to half a character: it cannot be sent upstream."""
+    body = '{"model": "gpt-test", "messages": [{"role": "user", "content": "a\\ud800b"}]}'
+    answer = send(gw, "POST", CHAT, body)
+    error = assert_error(answer, 400, "invalid_unicode", message="surrogate")
+    assert "U+D800" in error["message"]
+    assert good_upstream.received == []
+    assert_serves(gw, good_upstream)
+
+
 def test_missing_model_is_400(gw, good_upstream):
     answer = post_json(gw, {"messages": USER_HI})
     error = assert_error(answer, 400, "missing_model", param="model")

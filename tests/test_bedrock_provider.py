@@ -36,13 +36,10 @@ from modelway.config import BackendConfig
 from modelway.context import ClientInfo, RequestContext
 from modelway.errors import ConfigError, GatewayError
 from modelway.plugins.providers.bedrock import BedrockOptions, BedrockProvider
-from modelway.plugins.providers.bedrock.wire import (
-    ConverseStreamTranslator,
-    EventStreamDecoder,
-    chat_completion,
-    converse_request,
-    finish_reason,
-)
+from modelway.plugins.providers.bedrock.eventstream import EventStreamDecoder
+from modelway.plugins.providers.bedrock.request import converse_request
+from modelway.plugins.providers.bedrock.response import chat_completion, finish_reason
+from modelway.plugins.providers.bedrock.stream import ConverseStreamTranslator
 from modelway.runtime import load_gateway
 from tests.harness import RunningGateway, run_gateway, write_config
 from tests.upstreams import Received, Reply, UpstreamServer
@@ -689,26 +686,39 @@ def test_stream_chunk_order_for_tools():
     assert len(chunks) == 8
 
 
-def test_stream_exception_event_raises():
+def test_stream_exception_event_is_an_error_chunk():
     decoder = _provider(api_key="k").stream_decoder(_ctx(), _request(stream=True))
     decoder.feed(event("messageStart", {"role": "assistant"}))
-    with pytest.raises(GatewayError) as caught:
-        decoder.feed(exception_frame("throttlingException", "Too many tokens, slow down."))
-    assert caught.value.status == 429
-    assert "Too many tokens, slow down." in caught.value.message
+    [chunk] = decoder.feed(exception_frame("throttlingException", "Too many tokens, slow down."))
+    assert chunk["error"]["status"] == 429
+    assert "Too many tokens, slow down." in chunk["error"]["message"]
+    assert decoder.feed(stream_bytes(TEXT_ANSWER)) == [] and decoder.close() == []
 
 
 def test_stream_exception_after_events_in_one_read_keeps_those_events():
     decoder = _provider(api_key="k").stream_decoder(_ctx(), _request(stream=True))
     data = event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}})
-    chunks = decoder.feed(data + exception_frame("internalServerException", "boom"))
+    *chunks, error = decoder.feed(data + exception_frame("internalServerException", "boom"))
     assert [c["choices"][0]["delta"] for c in chunks] == [
         {"role": "assistant", "content": ""},
         {"content": "Hi"},
     ]
-    with pytest.raises(GatewayError) as caught:
-        decoder.close()
-    assert caught.value.status == 500 and "boom" in caught.value.message
+    assert error["error"]["status"] == 500 and "boom" in error["error"]["message"]
+    assert decoder.close() == []
+
+
+def test_stream_cut_before_message_stop_is_truncated():
+    decoder = _provider(api_key="k").stream_decoder(_ctx(), _request(stream=True))
+    data = stream_bytes(TEXT_ANSWER)
+    cut = b"".join(
+        event(kind, payload)
+        for kind, payload in stream_events(TEXT_ANSWER)
+        if kind not in ("messageStop", "metadata")
+    )
+    chunks = decoder.feed(cut) + decoder.close()
+    assert [c for c in chunks if "error" in c] == [chunks[-1]]
+    assert chunks[-1]["error"]["code"] == "upstream_stream_truncated"
+    assert decoder.feed(data) == [] and decoder.close() == []
 
 
 def test_broken_frame_after_good_ones_in_one_read():

@@ -32,16 +32,13 @@ from modelway.plugins.ingress.gemini import (
     GeminiEndpoint,
     GeminiStreamEncoder,
     error_object,
-    json_schema,
     to_gemini_response,
     to_openai_request,
 )
-from modelway.plugins.providers.gemini.wire import (
-    GeminiStreamDecoder,
-    ResponseMeta,
-    from_gemini_response,
-    to_gemini_request,
-)
+from modelway.plugins.ingress.gemini.options import json_schema
+from modelway.plugins.providers.gemini.request import to_gemini_request
+from modelway.plugins.providers.gemini.response import ResponseMeta, from_gemini_response
+from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
 from modelway.sse import SSEDecoder
 from tests.gemini_upstream import (
     RESPONSE_ID,

@@ -16,14 +16,14 @@ from modelway.config import BackendConfig
 from modelway.context import ClientInfo, RequestContext
 from modelway.errors import GatewayError
 from modelway.plugins.providers.gemini import GeminiOptions, GeminiProvider
-from modelway.plugins.providers.gemini.wire import (
-    GeminiStreamDecoder,
+from modelway.plugins.providers.gemini.errors import error_from_google
+from modelway.plugins.providers.gemini.request import to_gemini_request
+from modelway.plugins.providers.gemini.response import (
     ResponseMeta,
-    error_from_google,
     finish_reason,
     from_gemini_response,
-    to_gemini_request,
 )
+from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
 from tests.gemini_upstream import (
     RESPONSE_ID,
     flatten,
@@ -222,7 +222,10 @@ def test_json_mode_and_data_url_forms():
             {
                 "role": "user",
                 "content": [
-                    {"type": "image_url", "image_url": {"url": "data:text/plain,hi%20there"}},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "data:text/plain;base64,aGkgdGhlcmU="},
+                    },
                     {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
                     {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0="}},
                     {"type": "image_url", "image_url": {"url": "gs://bucket/no-extension"}},

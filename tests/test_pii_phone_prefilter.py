@@ -1,6 +1,6 @@
 """The PII guard's phone pre-filter finds exactly what Presidio's own PhoneRecognizer finds.
 
-The pre-filter skips phone parses that cannot succeed (policies/pii_guard/engine.py); this
+The pre-filter skips phone parses that cannot succeed (policies/pii_guard/phone.py); this
 it with the unpatched recognizer on every region's example numbers in several formats, mutated,
 and on random digit and punctuation runs (a fixed seed, so a failure is reproducible).
 """
@@ -14,7 +14,7 @@ import phonenumbers
 import pytest
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-from modelway.plugins.policies.pii_guard import engine as pii_engine
+from modelway.plugins.policies.pii_guard import phone as pii_phone
 
 TYPES = (
     phonenumbers.PhoneNumberType.FIXED_LINE,
@@ -72,7 +72,7 @@ def findings(recognizer: PhoneRecognizer, text: str) -> list[Any]:
 def test_prefilter_finds_what_presidio_finds(regions):
     reference = PhoneRecognizer(supported_regions=regions)
     patched = PhoneRecognizer(supported_regions=regions)
-    pii_engine._prefilter_phone_parsing(patched)
+    pii_phone.prefilter_phone_parsing(patched)
     rng = random.Random(20261124)
     examples = example_numbers()
     texts = [random_text(rng, examples) for _ in range(1500)]

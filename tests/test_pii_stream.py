@@ -403,10 +403,10 @@ PIECES = [
 def recognizer_pair(entity: str) -> tuple[Any, Any]:
     from presidio_analyzer import predefined_recognizers
 
-    from modelway.plugins.policies.pii_guard.engine import _segmented
+    from modelway.plugins.policies.pii_guard.segments import segmented
 
     cls = getattr(predefined_recognizers, PATTERN_ENTITIES[entity][0])
-    return cls(supported_language="en"), _segmented(cls(supported_language="en"), entity)
+    return cls(supported_language="en"), segmented(cls(supported_language="en"), entity)
 
 
 PAIRS = {entity: recognizer_pair(entity) for entity in SEGMENTED}

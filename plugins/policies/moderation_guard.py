@@ -58,6 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelway import Decision, GatewayError, Policy, PolicySpec, RequestContext, hookimpl
 from modelway.plugins.policies.guard_http import ServiceFailed, post_json
+from modelway.providerkit import request_key
 
 if TYPE_CHECKING:
     from modelway.runtime import Backend, Gateway
@@ -212,10 +213,7 @@ def _base_url(backend: Backend) -> str:
 
 def _headers(ctx: RequestContext, backend: Backend) -> dict[str, str]:
     config = backend.config
-    if config.auth == "passthrough":
-        key = ctx.client.api_key
-    else:
-        key = config.api_key.get_secret_value() if config.api_key else None
+    key = request_key(ctx, config)
     auth = {"authorization": f"Bearer {key}"} if key else {}
     return {**config.headers, **auth, "x-request-id": ctx.id}
 

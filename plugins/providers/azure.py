@@ -28,6 +28,8 @@ from modelway.context import RequestContext
 from modelway.errors import ConfigError, GatewayError
 from modelway.extension import ProviderSpec
 from modelway.plugins.providers.openai import OpenAIOptions, OpenAIProvider, OpenAIStreamDecoder
+from modelway.providerkit import request_key
+from modelway.sse import SSEEvent
 from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, Call
 
 _PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
@@ -66,11 +68,8 @@ class AzureStreamDecoder(OpenAIStreamDecoder):
     """OpenAI's decoder, minus Azure's content-filter-only chunks (`choices: []` and no usage),
     which the OpenAI API never sends."""
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        return [c for c in super().feed(data) if not _filter_only(c)]
-
-    def close(self) -> list[dict[str, Any]]:
-        return [c for c in super().close() if not _filter_only(c)]
+    def translate(self, event: SSEEvent) -> list[dict[str, Any]]:
+        return [c for c in super().translate(event) if not _filter_only(c)]
 
 
 def _filter_only(chunk: dict[str, Any]) -> bool:
@@ -86,10 +85,7 @@ class AzureProvider(OpenAIProvider):
         self.endpoint = azure_endpoint(backend.base_url, options.resource)
 
     def _auth(self, ctx: RequestContext) -> dict[str, str]:
-        if self.backend.auth == "passthrough":
-            key = ctx.client.api_key
-        else:
-            key = self.backend.api_key.get_secret_value() if self.backend.api_key else None
+        key = request_key(ctx, self.backend)
         if not key:
             return {}
         if self.azure.auth_scheme == "bearer":
@@ -105,7 +101,8 @@ class AzureProvider(OpenAIProvider):
         deployment = self.azure.deployment or model
         style = self.azure.path_style
         wire = super().build_native(ctx, call, deployment if style == "v1" else model)
-        wire.url = azure_url(self.endpoint, style, deployment, call.operation, self.azure.api_version)
+        version = self.azure.api_version
+        wire.url = azure_url(self.endpoint, style, deployment, call.operation, version)
         return wire
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:

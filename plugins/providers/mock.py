@@ -23,6 +23,7 @@ from modelway.canonical import UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.extension import ProviderSpec
 from modelway.plugins.providers.openai import OpenAIProvider
+from modelway.providerkit import dumps
 from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS
 
 
@@ -71,12 +72,12 @@ class MockTransport:
             await asyncio.sleep(self.options.latency_ms / 1000)
         body = json.loads(request.body)
         if request.url.endswith("/embeddings"):
-            return MockResponse(_dumps(embeddings(body, self.options)), None, 0)
+            return MockResponse(dumps(embeddings(body, self.options)), None, 0)
         if stream:
             return MockResponse(
                 b"", chat_stream(body, self.options), self.options.chunk_delay_ms / 1000
             )
-        return MockResponse(_dumps(chat_completion(body, self.options)), None, 0)
+        return MockResponse(dumps(chat_completion(body, self.options)), None, 0)
 
 
 class MockProvider(OpenAIProvider):
@@ -174,7 +175,7 @@ def chat_stream(body: dict[str, Any], options: MockOptions) -> list[bytes]:
     )
     if usage_on:
         events.append({**base, "choices": [], "usage": _usage(_prompt_tokens(body), _tokens(text))})
-    return [b"data: " + _dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+    return [b"data: " + dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
 
 
 def embeddings(body: dict[str, Any], options: MockOptions) -> dict[str, Any]:
@@ -209,10 +210,6 @@ def _vector(seed: str, dims: int) -> list[float]:
     vector = out[:dims]
     norm = sum(v * v for v in vector) ** 0.5 or 1.0
     return [round(v / norm, 6) for v in vector]
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 @hookimpl

@@ -7,7 +7,6 @@ checked and their usage read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,10 +22,22 @@ from modelway.canonical import (
 )
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
-from modelway.errors import GatewayError, credentials_rejected, upstream_error
+from modelway.errors import GatewayError, upstream_error
 from modelway.extension import Provider, ProviderSpec
-from modelway.sse import SSEDecoder, SSEEvent
-from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, OPENAI_OTHER, Call
+from modelway.providerkit import (
+    SSEStreamDecoder,
+    backend_error,
+    dumps,
+    error_object,
+    event_object,
+    loads_or_none,
+    parse_error,
+    request_key,
+    require_operation,
+    unexplained,
+)
+from modelway.sse import SSEEvent
+from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, PASSTHROUGH, Call
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
@@ -41,58 +52,29 @@ class OpenAIOptions(BaseModel):
     reject the field."""
 
 
-class OpenAIStreamDecoder:
-    """OpenAI SSE to canonical chunks; errors and early ends become error chunks, in order."""
+class OpenAIStreamDecoder(SSEStreamDecoder):
+    """OpenAI SSE to canonical chunks; errors and early ends become error chunks, in order.
+
+    The stream is complete at `[DONE]` or at a chunk with a finish reason (some compatible
+    servers never send `[DONE]`); an upstream `{"error": ...}` event ends it.
+    """
 
     def __init__(self) -> None:
-        self._sse = SSEDecoder()
+        super().__init__()
         self._complete = False
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        return self._chunks(self._sse.feed(data))
+    @property
+    def complete(self) -> bool:
+        return self._complete
 
-    def close(self) -> list[dict[str, Any]]:
-        chunks = self._chunks(self._sse.close())
-        if not self._complete and not (chunks and "error" in chunks[-1]):
-            chunks.append(
-                stream_error(
-                    "the backend's stream ended before it was complete", "upstream_stream_truncated"
-                )
-            )
-        return chunks
-
-    def _chunks(self, events: list[SSEEvent]) -> list[dict[str, Any]]:
-        chunks = []
-        for event in events:
-            if event.data == "[DONE]":
-                self._complete = True
-                continue
-            chunk = _event_chunk(event.data)
-            chunks.append(chunk)
-            if "error" in chunk:
-                break
-            if any(c.get("finish_reason") for c in chunk.get("choices") or ()):
-                self._complete = True
-        return chunks
-
-
-def _event_chunk(data: str) -> dict[str, Any]:
-    try:
-        chunk = json.loads(data)
-    except ValueError:
-        return stream_error(
-            "the backend's stream has an event that is not JSON", "upstream_invalid_stream"
-        )
-    if not isinstance(chunk, dict):
-        return stream_error(
-            "the backend's stream has an event that is not an object", "upstream_invalid_stream"
-        )
-    return chunk
-
-
-def stream_error(message: str, code: str) -> dict[str, Any]:
-    """An in-order error chunk for a StreamDecoder to return."""
-    return {"error": {"message": message, "type": "server_error", "code": code}}
+    def translate(self, event: SSEEvent) -> list[dict[str, Any]]:
+        if event.data == "[DONE]":
+            self._complete = True
+            return []
+        chunk = event_object(event.data)
+        if any(c.get("finish_reason") for c in chunk.get("choices") or ()):
+            self._complete = True
+        return [chunk]
 
 
 class OpenAIProvider(Provider):
@@ -114,20 +96,17 @@ class OpenAIProvider(Provider):
         return headers
 
     def _auth(self, ctx: RequestContext) -> dict[str, str]:
-        if self.backend.auth == "passthrough":
-            key = ctx.client.api_key
-        else:
-            key = self.backend.api_key.get_secret_value() if self.backend.api_key else None
+        key = request_key(ctx, self.backend)
         return {"authorization": f"Bearer {key}"} if key else {}
 
-    native = frozenset({OPENAI_CHAT, OPENAI_EMBEDDINGS, OPENAI_OTHER})
+    native = frozenset({OPENAI_CHAT, OPENAI_EMBEDDINGS, PASSTHROUGH})
 
     def native_wires(self, model: str) -> frozenset[str]:
         return self.native
 
     def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
         """The client's own body (model name and credentials replaced), to the same path."""
-        if call.wire == OPENAI_OTHER:
+        if call.wire == PASSTHROUGH:
             path = call.path.removeprefix("/v1") + (f"?{call.query}" if call.query else "")
             headers = {**self._static_headers, "content-type": call.content_type}
         else:
@@ -146,13 +125,8 @@ class OpenAIProvider(Provider):
         return UpstreamRequest(call.method, url, headers, body, self.backend.timeout_seconds)
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
-        path = _PATHS.get(request.operation)
-        if path is None:
-            raise GatewayError(
-                400,
-                f"backend '{self.backend.provider}' cannot serve {request.operation}",
-                code="unsupported_operation",
-            )
+        require_operation(request, self.backend, self.operations)
+        path = _PATHS[request.operation]
         body = request.body
         headers = {**self._static_headers, **self._auth(ctx)}
         if request.stream:
@@ -161,20 +135,19 @@ class OpenAIProvider(Provider):
                 options = {**(body.get("stream_options") or {}), "include_usage": True}
                 body = {**body, "stream_options": options}
         return UpstreamRequest(
-            "POST", self.base_url + path, headers, _dumps(body), self.backend.timeout_seconds
+            "POST", self.base_url + path, headers, dumps(body), self.backend.timeout_seconds
         )
 
     def parse_response(
         self, ctx: RequestContext, request: CanonicalRequest, status: int, body: bytes
     ) -> CanonicalResponse:
-        try:
-            data = json.loads(body)
-        except ValueError:
+        data = loads_or_none(body)
+        if data is None:
             raise upstream_error(
                 502,
                 "the backend answered with something that is not JSON",
                 "upstream_invalid_response",
-            ) from None
+            )
         expected = "choices" if request.operation is Operation.CHAT else "data"
         if not isinstance(data, dict) or not isinstance(data.get(expected), list):
             raise upstream_error(
@@ -186,35 +159,16 @@ class OpenAIProvider(Provider):
         return OpenAIStreamDecoder()
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
-        if status in (401, 403) and self.backend.auth == "gateway":
-            return credentials_rejected(status)
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        return _error_from_body(status, data)
+        return parse_error(self.backend, status, headers, body, error_from_body)
 
 
-def _error_from_body(status: int, data: Any) -> GatewayError:
-    error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
-        return upstream_error(status, f"the backend answered HTTP {status}")
-    message = error.get("message")
-    kind = error.get("type")
-    code = error.get("code")
-    return GatewayError(
-        status,
-        message if isinstance(message, str) and message else f"the backend answered HTTP {status}",
-        kind
-        if isinstance(kind, str)
-        else ("server_error" if status >= 500 else "invalid_request_error"),
-        code if isinstance(code, str) else None,
-        error.get("param") if isinstance(error.get("param"), str) else None,
-    )
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+def error_from_body(status: int, data: Any) -> GatewayError:
+    """An OpenAI error body (`{"error": {"message", "type", "code", "param"}}`)."""
+    error = error_object(data)
+    if error is None:
+        return unexplained(status)
+    fields = (error.get(name) for name in ("message", "type", "code", "param"))
+    return backend_error(status, *fields)
 
 
 @hookimpl

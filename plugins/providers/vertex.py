@@ -2,9 +2,9 @@
 (`publishers/anthropic`) in a Google Cloud project.
 
 Gemini requests go to `.../publishers/google/models/{model}:generateContent` (or
-`:streamGenerateContent?alt=sse`) with the body `gemini_wire` makes; Claude requests go to
+`:streamGenerateContent?alt=sse`) with the `gemini` provider's body; Claude requests go to
 `.../publishers/anthropic/models/{model}:rawPredict` (or `:streamRawPredict`) with the
-Anthropic Messages body `anthropic_wire` makes, minus `model`, plus `anthropic_version`, and
+`anthropic` provider's Messages body, minus `model`, plus `anthropic_version`, and
 their answers and streams are read as the `anthropic` provider reads them.
 
 Auth is a bearer token: a configured `access_token` (or the backend's `api_key`), the
@@ -29,29 +29,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from modelway import hookimpl
-from modelway.canonical import CanonicalRequest, CanonicalResponse, UpstreamRequest, Usage
+from modelway.canonical import CanonicalRequest, CanonicalResponse, UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
-from modelway.errors import GatewayError, upstream_error
+from modelway.errors import GatewayError
 from modelway.extension import Provider, ProviderSpec, StreamDecoder
-from modelway.plugins.providers.anthropic import AnthropicStreamDecoder
-from modelway.plugins.providers.anthropic.wire import (
-    error_from_body,
-    message_to_completion,
-    request_to_anthropic,
+from modelway.plugins.providers.anthropic.errors import error_from_body
+from modelway.plugins.providers.anthropic.request import request_to_anthropic
+from modelway.plugins.providers.anthropic.response import parse_message
+from modelway.plugins.providers.anthropic.stream import AnthropicStreamDecoder
+from modelway.plugins.providers.gemini import (
+    parse_google_error,
+    response_meta,
 )
-from modelway.plugins.providers.gemini import auth_failed, require_chat, response_meta
-from modelway.plugins.providers.gemini.wire import (
-    GeminiStreamDecoder,
-    dumps,
-    error_from_google,
-    is_auth_failure,
-    loads_or_none,
-    method_name,
-    model_path,
-    parse_gemini_answer,
-    to_gemini_request,
-)
+from modelway.plugins.providers.gemini.errors import error_from_google
+from modelway.plugins.providers.gemini.request import method_name, model_path, to_gemini_request
+from modelway.plugins.providers.gemini.response import parse_gemini_answer
+from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
+from modelway.providerkit import dumps, request_key, require_operation
 from modelway.wire import (
     ANTHROPIC_COUNT_TOKENS,
     ANTHROPIC_MESSAGES,
@@ -234,16 +229,6 @@ def anthropic_body(body: dict[str, Any], stream: bool, default_max_tokens: int) 
     return {"anthropic_version": ANTHROPIC_VERSION, **out}
 
 
-def anthropic_answer(status: int, body: bytes) -> CanonicalResponse:
-    data = loads_or_none(body)
-    if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-        raise upstream_error(
-            502, "the backend's answer is not an Anthropic message", "upstream_invalid_response"
-        )
-    answer = message_to_completion(data, created=int(time.time()))
-    return CanonicalResponse(answer, Usage.from_openai(answer.get("usage")), status)
-
-
 def vertex_error(status: int, data: Any) -> GatewayError:
     """Vertex's own errors are Google-shaped; a Claude model's come in Anthropic's shape."""
     if isinstance(data, dict) and data.get("type") == "error":
@@ -284,15 +269,13 @@ class VertexProvider(Provider):
             await self.tokens.stop()
 
     def _token(self, ctx: RequestContext) -> str:
-        if self.backend.auth == "passthrough":
-            token = ctx.client.api_key
-        elif self.options.access_token is not None:
-            token = self.options.access_token.get_secret_value()
-        elif self.tokens is None:
-            token = self.backend.api_key.get_secret_value() if self.backend.api_key else None
-        else:
+        if self.tokens is not None:
             self.tokens.ensure_running()
             token = self.tokens.current()
+        elif self.options.access_token is not None and self.backend.auth == "gateway":
+            token = self.options.access_token.get_secret_value()
+        else:
+            token = request_key(ctx, self.backend)
         if not token:
             raise GatewayError(
                 503,
@@ -328,7 +311,7 @@ class VertexProvider(Provider):
         return UpstreamRequest(call.method, url, headers, body, self.backend.timeout_seconds)
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
-        require_chat(request, self.backend)
+        require_operation(request, self.backend)
         publisher = publisher_for(request.model, self.options.publisher)
         url = f"{self.prefix}/{publisher}/models/{model_path(request.model)}:"
         if publisher == "anthropic":
@@ -348,7 +331,7 @@ class VertexProvider(Provider):
         self, ctx: RequestContext, request: CanonicalRequest, status: int, body: bytes
     ) -> CanonicalResponse:
         if publisher_for(request.model, self.options.publisher) == "anthropic":
-            return anthropic_answer(status, body)
+            return parse_message(status, body)
         return parse_gemini_answer(status, body, response_meta(ctx, request))
 
     def stream_decoder(self, ctx: RequestContext, request: CanonicalRequest) -> StreamDecoder:
@@ -357,13 +340,7 @@ class VertexProvider(Provider):
         return GeminiStreamDecoder(response_meta(ctx, request))
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
-        data = loads_or_none(body)
-        if self.backend.auth == "gateway" and is_auth_failure(status, data):
-            return auth_failed(status)
-        error = vertex_error(status, data)
-        if headers.get("retry-after"):
-            error.headers.pop("retry-after", None)
-        return error
+        return parse_google_error(self.backend, status, headers, body, vertex_error)
 
 
 @hookimpl

@@ -5,9 +5,10 @@ speaks Anthropic's API itself (`anthropic`, Vertex AI Claude) receives the clien
 and headers (`anthropic-beta`, `anthropic-version`): thinking and its signatures, cache
 markers, documents, server tools, context management and every future field pass both ways.
 Any other backend gets the request translated through the canonical form (translation in
-`wire`); answers, streams and errors go back in Anthropic's wire shape. Other `/v1/*`
-Anthropic endpoints (`/v1/messages/batches`, `/v1/files` ...) are passed through to Anthropic
-backends when no other API claims them.
+`schema`, `request`, `response`, `stream`, `errors` beside this module); answers, streams and
+errors go back in Anthropic's wire shape. Other `/v1/*` endpoints (`/v1/messages/batches`,
+`/v1/files` ...) are passed through as they are (see the `openai_api` plugin) to the backend
+of a route whose `match.path` names them, an Anthropic backend included.
 """
 
 from __future__ import annotations
@@ -20,15 +21,12 @@ from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, bad_request
 from modelway.ingress import Endpoint, IngressAPI, WireSupport
+from modelway.plugins.ingress.anthropic.errors import error_object
 from modelway.plugins.ingress.anthropic.native import CountTokensWire, MessagesWire, OtherWire
-from modelway.plugins.ingress.anthropic.wire import (
-    AnthropicStreamEncoder,
-    error_object,
-    new_message_id,
-    to_anthropic_message,
-    to_openai_request,
-    validate_request,
-)
+from modelway.plugins.ingress.anthropic.request import to_openai_request
+from modelway.plugins.ingress.anthropic.response import new_message_id, to_anthropic_message
+from modelway.plugins.ingress.anthropic.schema import validate_request
+from modelway.plugins.ingress.anthropic.stream import AnthropicStreamEncoder
 from modelway.plugins.ingress.openai import parse_json_object
 from modelway.wire import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, Call
 

@@ -17,7 +17,7 @@ from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.ingress import WireSupport
 from modelway.nativestream import SSEStream, event_json, frame
-from modelway.plugins.ingress.anthropic.wire import error_object
+from modelway.plugins.ingress.anthropic.errors import error_object
 from modelway.sse import event_field
 from modelway.viewkit import (
     SettingsView,
@@ -29,7 +29,7 @@ from modelway.viewkit import (
 from modelway.wire import (
     ANTHROPIC_COUNT_TOKENS,
     ANTHROPIC_MESSAGES,
-    ANTHROPIC_OTHER,
+    PASSTHROUGH,
     Call,
     Segment,
     TextFilter,
@@ -301,7 +301,7 @@ def _block_type(data: dict[str, Any]) -> Any:
 class MessagesWire(WireSupport):
     name = ANTHROPIC_MESSAGES
     forward_headers = FORWARD_HEADERS
-    answer_key = "content"
+    answer_key: str | None = "content"
 
     def view(self, call: Call) -> MessagesView:
         return MessagesView(call)
@@ -330,7 +330,7 @@ class CountTokensWire(MessagesWire):
 
 
 class OtherWire(MessagesWire):
-    name = ANTHROPIC_OTHER
+    name = PASSTHROUGH
     filterable_streams = False
     answer_key = None
     json_answers = False

@@ -27,7 +27,7 @@ from modelway.viewkit import (
 from modelway.wire import (
     GEMINI_COUNT_TOKENS,
     GEMINI_GENERATE,
-    GEMINI_OTHER,
+    PASSTHROUGH,
     Call,
     Segment,
     TextFilter,
@@ -313,6 +313,6 @@ class CountTokensWire(GenerateWire):
 
 
 class OtherWire(CountTokensWire):
-    name = GEMINI_OTHER
+    name = PASSTHROUGH
     filterable_streams = False
     json_answers = False

@@ -35,7 +35,7 @@ from modelway.plugins.ingress.openai.native import (
 )
 from modelway.plugins.ingress.openai.schema import ChatCompletionRequest, EmbeddingsRequest
 from modelway.runtime import Gateway
-from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, OPENAI_OTHER, Call
+from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, PASSTHROUGH, Call
 
 __all__ = ["OpenAIAPI", "error_object", "parse_json_object"]
 
@@ -44,7 +44,7 @@ _CHAT = Endpoint(API, Operation.CHAT, "chat.completions", wire=OPENAI_CHAT)
 _EMBEDDINGS = Endpoint(API, Operation.EMBEDDINGS, "embeddings", wire=OPENAI_EMBEDDINGS)
 _MODELS = Endpoint(API, Operation.MODELS, "models.list", local=True)
 _MODEL = Endpoint(API, Operation.MODELS, "models.retrieve", local=True)
-_OTHER = Endpoint(API, Operation.OTHER, "other", wire=OPENAI_OTHER)
+_OTHER = Endpoint(API, Operation.OTHER, "other", wire=PASSTHROUGH)
 
 _ROUTES = {
     ("POST", "/chat/completions"): _CHAT,
@@ -123,7 +123,7 @@ class OpenAIAPI(IngressAPI):
         )
 
     def to_hub(self, call: Call) -> CanonicalRequest:
-        if call.wire == OPENAI_OTHER:
+        if call.wire == PASSTHROUGH:
             raise GatewayError(
                 400,
                 f"{call.method} /v1{call.path} is passed through to OpenAI-compatible backends "
@@ -174,7 +174,7 @@ def _other_call(body: bytes, headers: Mapping[str, str], query: str) -> Call:
     model = data.get("model")
     stream = data.get("stream") is True
     return Call(
-        OPENAI_OTHER,
+        PASSTHROUGH,
         Operation.OTHER,
         model if isinstance(model, str) else "",
         data,
@@ -203,7 +203,7 @@ def parse_json_object(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]
     if not body.strip():
         raise bad_request("the request body is empty: expected a JSON object", code="empty_body")
     try:
-        data = jsonx.loads(body)
+        data = jsonx.loads_request(body)
     except jsonx.JSONDecodeError as exc:
         raise bad_request(
             f"the request body is not valid JSON ({exc})", code="invalid_json"

@@ -21,7 +21,7 @@ from modelway.viewkit import SettingsView, text_segments, writer
 from modelway.wire import (
     OPENAI_CHAT,
     OPENAI_EMBEDDINGS,
-    OPENAI_OTHER,
+    PASSTHROUGH,
     Call,
     Segment,
     TextFilter,
@@ -235,7 +235,7 @@ class OtherStream(SSEStream):
 
 
 class OtherWire(WireSupport):
-    name = OPENAI_OTHER
+    name = PASSTHROUGH
     forward_headers = FORWARD_HEADERS
     filterable_streams = False
     json_answers = False

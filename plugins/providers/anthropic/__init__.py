@@ -2,9 +2,8 @@
 
 Backends look like `{provider: anthropic, api_key: ..., model: claude-..., base_url: ...}`
 (base_url defaults to https://api.anthropic.com). Requests go to `POST {base_url}/v1/messages`
-with `x-api-key` and `anthropic-version`; translation in both directions is the pure code in
-`modelway.plugins.providers.anthropic.wire`, this module adds the options, headers, SSE decoding and
-error handling.
+with `x-api-key` and `anthropic-version`. Translation is the pure code beside this module
+(`request`, `response`, `stream`, `errors`); this module adds the options, headers and auth.
 
 Errors keep their status (429 stays 429 with `retry-after`, 529 `overloaded_error` stays 529);
 the backend rejecting the gateway's own key becomes a 502 `upstream_auth_failed` that does
@@ -13,36 +12,26 @@ not echo the key or the backend's message.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelway import hookimpl
-from modelway.canonical import (
-    CanonicalRequest,
-    CanonicalResponse,
-    Operation,
-    UpstreamRequest,
-    Usage,
-)
+from modelway.canonical import CanonicalRequest, CanonicalResponse, UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
-from modelway.errors import GatewayError, credentials_rejected, upstream_error
+from modelway.errors import GatewayError
 from modelway.extension import Provider, ProviderSpec
-from modelway.plugins.providers.anthropic.wire import (
-    DEFAULT_VERSION,
-    StreamTranslator,
-    error_from_body,
-    message_to_completion,
-    request_to_anthropic,
-)
-from modelway.sse import SSEDecoder, SSEEvent
-from modelway.wire import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, ANTHROPIC_OTHER, Call
+from modelway.plugins.providers.anthropic.errors import error_from_body
+from modelway.plugins.providers.anthropic.request import DEFAULT_VERSION, request_to_anthropic
+from modelway.plugins.providers.anthropic.response import parse_message
+from modelway.plugins.providers.anthropic.stream import AnthropicStreamDecoder
+from modelway.providerkit import dumps, parse_error, request_key, require_operation
+from modelway.wire import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, PASSTHROUGH, Call
 
-NATIVE = frozenset({ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS, ANTHROPIC_OTHER})
+NATIVE = frozenset({ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS, PASSTHROUGH})
+__all__ = ["AnthropicOptions", "AnthropicProvider", "AnthropicStreamDecoder", "messages_url"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 SAMPLING_REMOVED = "2026-10-21"
@@ -67,68 +56,6 @@ class AnthropicOptions(BaseModel):
         return self.sampling if self.sampling is not None else self.version < SAMPLING_REMOVED
 
 
-class AnthropicStreamDecoder:
-    """Anthropic SSE bytes to canonical chunks, event by event.
-
-    A failure (an `error` event, an event that is not JSON, a stream that ends before
-    `message_delta`) becomes one error chunk `{"error": {"message", "type", "code"}}` after
-    the chunks that came before it; nothing follows it.
-    """
-
-    def __init__(self, created: int) -> None:
-        self._sse = SSEDecoder()
-        self._translator = StreamTranslator(created=created)
-        self._failed = False
-
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        return self._chunks(self._sse.feed(data), end=False)
-
-    def close(self) -> list[dict[str, Any]]:
-        return self._chunks(self._sse.close(), end=True)
-
-    def _chunks(self, events: list[SSEEvent], end: bool) -> list[dict[str, Any]]:
-        chunks: list[dict[str, Any]] = []
-        if self._failed:
-            return chunks
-        try:
-            for event in events:
-                chunks.extend(self._translator.event(_event_data(event)))
-            if end:
-                chunks.extend(self._translator.end())
-        except GatewayError as error:
-            self._failed = True
-            chunks.append(error_chunk(error))
-        return chunks
-
-
-def error_chunk(error: GatewayError) -> dict[str, Any]:
-    """A stream failure as the in-order error chunk the stream pipeline expects."""
-    return {
-        "error": {
-            "message": error.message,
-            "type": error.type,
-            "code": error.code,
-            "status": error.status,
-        }
-    }
-
-
-def _event_data(event: SSEEvent) -> dict[str, Any]:
-    try:
-        data = json.loads(event.data)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise upstream_error(
-            502,
-            "the backend's stream has an event that is not a JSON object",
-            "upstream_invalid_stream",
-        )
-    if "type" not in data and event.event:
-        data["type"] = event.event
-    return data
-
-
 class AnthropicProvider(Provider):
     options: AnthropicOptions
 
@@ -145,10 +72,7 @@ class AnthropicProvider(Provider):
         return headers
 
     def _auth(self, ctx: RequestContext) -> dict[str, str]:
-        if self.backend.auth == "passthrough":
-            key = ctx.client.api_key
-        else:
-            key = self.backend.api_key.get_secret_value() if self.backend.api_key else None
+        key = request_key(ctx, self.backend)
         return {"x-api-key": key} if key else {}
 
     def native_wires(self, model: str) -> frozenset[str]:
@@ -161,7 +85,7 @@ class AnthropicProvider(Provider):
         headers.update(self._auth(ctx))
         if call.stream:
             headers["accept"] = "text/event-stream"
-        if call.wire == ANTHROPIC_OTHER:
+        if call.wire == PASSTHROUGH:
             headers["content-type"] = call.content_type
         base = self.url.removesuffix("/messages")
         path = call.path.removeprefix("/v1")
@@ -172,12 +96,7 @@ class AnthropicProvider(Provider):
         return UpstreamRequest(call.method, url, headers, body, self.backend.timeout_seconds)
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
-        if request.operation is not Operation.CHAT:
-            raise GatewayError(
-                400,
-                f"backend '{self.backend.provider}' cannot serve {request.operation}",
-                code="unsupported_operation",
-            )
+        require_operation(request, self.backend)
         body = request_to_anthropic(
             request.body,
             default_max_tokens=self.options.default_max_tokens,
@@ -186,23 +105,12 @@ class AnthropicProvider(Provider):
         headers = {**self._static_headers, **self._auth(ctx)}
         if request.stream:
             headers["accept"] = "text/event-stream"
-        return UpstreamRequest(
-            "POST", self.url, headers, _dumps(body), self.backend.timeout_seconds
-        )
+        return UpstreamRequest("POST", self.url, headers, dumps(body), self.backend.timeout_seconds)
 
     def parse_response(
         self, ctx: RequestContext, request: CanonicalRequest, status: int, body: bytes
     ) -> CanonicalResponse:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-            raise upstream_error(
-                502, "the backend's answer is not an Anthropic message", "upstream_invalid_response"
-            )
-        completion = message_to_completion(data, created=int(time.time()))
-        return CanonicalResponse(completion, Usage.from_openai(completion["usage"]), status)
+        return parse_message(status, body)
 
     def stream_decoder(
         self, ctx: RequestContext, request: CanonicalRequest
@@ -210,13 +118,7 @@ class AnthropicProvider(Provider):
         return AnthropicStreamDecoder(int(time.time()))
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
-        if status in (401, 403) and self.backend.auth == "gateway":
-            return credentials_rejected(status)
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        return error_from_body(status, data)
+        return parse_error(self.backend, status, headers, body, error_from_body)
 
 
 def merge_anthropic_headers(static: dict[str, str], client: dict[str, str]) -> dict[str, str]:
@@ -236,10 +138,6 @@ def messages_url(base_url: str) -> str:
     """`{base_url}/v1/messages`; a base URL that already ends in /v1 is not doubled."""
     base = base_url.rstrip("/")
     return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @hookimpl

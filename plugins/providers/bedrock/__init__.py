@@ -3,13 +3,13 @@
 Requests go to `{base}/model/{modelId}/converse` (or `/converse-stream`) with the model id
 URL-encoded, signed with SigV4 (botocore's signer, service `bedrock`) from configured
 credentials, botocore's default credential chain, or sent with a Bedrock API key as a bearer
-token. Streamed answers arrive as `application/vnd.amazon.eventstream` frames. The
-translation itself lives in `modelway.plugins.providers.bedrock.wire`.
+token. Streamed answers arrive as `application/vnd.amazon.eventstream` frames
+(`eventstream`). The translation is the pure code beside this module (`request`,
+`response`, `stream`, `errors`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -26,18 +26,13 @@ from modelway import hookimpl
 from modelway.canonical import CanonicalRequest, CanonicalResponse, UpstreamRequest, Usage
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
-from modelway.errors import ConfigError, GatewayError, upstream_error
+from modelway.errors import ConfigError, GatewayError
 from modelway.extension import Provider, ProviderSpec
-from modelway.plugins.providers.bedrock.wire import (
-    ConverseStreamTranslator,
-    EventMessage,
-    EventStreamDecoder,
-    chat_completion,
-    converse_request,
-    error_from_response,
-    error_type,
-    stream_exception,
-)
+from modelway.plugins.providers.bedrock.errors import error_from_response, error_type
+from modelway.plugins.providers.bedrock.request import converse_request
+from modelway.plugins.providers.bedrock.response import chat_completion
+from modelway.plugins.providers.bedrock.stream import BedrockStreamDecoder, ConverseStreamTranslator
+from modelway.providerkit import answer_object, dumps, rejected_credentials, request_key
 
 SIGNING_NAME = "bedrock"
 EVENTSTREAM = "application/vnd.amazon.eventstream"
@@ -62,55 +57,6 @@ class BedrockOptions(BaseModel):
         if self.session_token is not None and self.access_key_id is None:
             raise ValueError("session_token needs access_key_id and secret_access_key")
         return self
-
-
-class BedrockStreamDecoder:
-    """ConverseStream bytes to canonical chunks. An exception message raises GatewayError,
-    after the chunks of the events before it (held back to the next call if need be)."""
-
-    def __init__(self, translator: ConverseStreamTranslator) -> None:
-        self._frames = EventStreamDecoder()
-        self._translator = translator
-        self._error: GatewayError | None = None
-
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        if self._error is not None:
-            raise self._error
-        chunks: list[dict[str, Any]] = []
-        try:
-            for message in self._frames.feed(data):
-                chunks.extend(self._chunks(message))
-        except GatewayError as error:
-            if not chunks:
-                raise
-            self._error = error
-        return chunks
-
-    def close(self) -> list[dict[str, Any]]:
-        if self._error is not None:
-            raise self._error
-        self._frames.close()
-        return []
-
-    def _chunks(self, message: EventMessage) -> list[dict[str, Any]]:
-        if (message.header(":message-type") or "event") != "event":
-            raise stream_exception(message)
-        payload = _json_object(
-            message.payload or b"{}",
-            "the backend's stream has an event that is not a JSON object",
-            "upstream_invalid_stream",
-        )
-        return self._translator.event(message.header(":event-type") or "", payload)
-
-
-def _json_object(data: bytes, problem: str, code: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise upstream_error(502, problem, code)
-    return value
 
 
 def static_credentials(options: BedrockOptions) -> Credentials | None:
@@ -156,7 +102,7 @@ class BedrockProvider(Provider):
         body = converse_request(request.body)
         if self.options.additional_model_request_fields:
             body["additionalModelRequestFields"] = self.options.additional_model_request_fields
-        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        data = dumps(body)
         headers = {"content-type": "application/json", **self.backend.headers}
         headers = self._authorize(ctx, url, headers, data)
         return UpstreamRequest("POST", url, headers, data, self.backend.timeout_seconds)
@@ -171,13 +117,9 @@ class BedrockProvider(Provider):
     def _authorize(
         self, ctx: RequestContext, url: str, headers: dict[str, str], data: bytes
     ) -> dict[str, str]:
-        if self.backend.auth == "passthrough":
-            key = ctx.client.api_key
+        if self.backend.auth == "passthrough" or self._signer_credentials is None:
+            key = request_key(ctx, self.backend)
             return {**headers, "authorization": f"Bearer {key}"} if key else headers
-        if self._signer_credentials is None:
-            assert self.backend.api_key is not None
-            key = self.backend.api_key.get_secret_value()
-            return {**headers, "authorization": f"Bearer {key}"}
         return sign(self._frozen(), self.options.region, url, headers, data)
 
     def _frozen(self) -> Credentials | ReadOnlyCredentials:
@@ -188,9 +130,7 @@ class BedrockProvider(Provider):
     def parse_response(
         self, ctx: RequestContext, request: CanonicalRequest, status: int, body: bytes
     ) -> CanonicalResponse:
-        data = _json_object(
-            body, "the backend's answer is not a JSON object", "upstream_invalid_response"
-        )
+        data = answer_object(body)
         answer = chat_completion(
             data, response_id=_response_id(ctx), model=request.model, created=int(time.time())
         )
@@ -203,15 +143,11 @@ class BedrockProvider(Provider):
         return BedrockStreamDecoder(translator)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
-        if status in (401, 403) and self.backend.auth == "gateway":
-            kind = error_type(headers, None) or f"HTTP {status}"
-            return upstream_error(
-                502,
-                f"the backend rejected the gateway's credentials ({kind}); "
-                "check the backend's AWS credentials, region and model access",
-                "upstream_auth_failed",
-            )
-        return error_from_response(status, headers, body)
+        what = "AWS credentials, region and model access"
+        denied = rejected_credentials(
+            self.backend, status, what=what, reason=error_type(headers, None)
+        )
+        return denied or error_from_response(status, headers, body)
 
 
 def sign(

@@ -1,38 +1,33 @@
 """Provider for Google's Gemini API (Google AI Studio, `generativelanguage.googleapis.com`).
 
 Chat requests become `models/{model}:generateContent` (or `:streamGenerateContent?alt=sse`)
-calls with the key in `x-goog-api-key`; the translation itself lives in `gemini_wire`.
+calls with the key in `x-goog-api-key`; the translation is the pure code beside this module
+(`request`, `response`, `stream`, `errors`), which the `vertex` provider shares.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelway import hookimpl
-from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation, UpstreamRequest
+from modelway.canonical import CanonicalRequest, CanonicalResponse, UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
-from modelway.errors import GatewayError, credentials_rejected
+from modelway.errors import GatewayError
 from modelway.extension import Provider, ProviderSpec
-from modelway.plugins.providers.gemini.wire import (
-    GeminiStreamDecoder,
-    ResponseMeta,
-    dumps,
-    error_from_google,
-    is_auth_failure,
-    loads_or_none,
-    method_name,
-    model_path,
-    parse_gemini_answer,
-    to_gemini_request,
-)
-from modelway.wire import GEMINI_COUNT_TOKENS, GEMINI_GENERATE, GEMINI_OTHER, Call
+from modelway.plugins.providers.gemini.errors import error_from_google, is_auth_failure
+from modelway.plugins.providers.gemini.request import method_name, model_path, to_gemini_request
+from modelway.plugins.providers.gemini.response import ResponseMeta, parse_gemini_answer
+from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
+from modelway.providerkit import dumps, parse_error, request_key, require_operation
+from modelway.wire import GEMINI_COUNT_TOKENS, GEMINI_GENERATE, PASSTHROUGH, Call
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
-NATIVE = frozenset({GEMINI_GENERATE, GEMINI_COUNT_TOKENS, GEMINI_OTHER})
+NATIVE = frozenset({GEMINI_GENERATE, GEMINI_COUNT_TOKENS, PASSTHROUGH})
 
 
 class GeminiOptions(BaseModel):
@@ -46,17 +41,17 @@ def response_meta(ctx: RequestContext, request: CanonicalRequest) -> ResponseMet
     return ResponseMeta(ctx.id, request.model, int(time.time()))
 
 
-def require_chat(request: CanonicalRequest, backend: BackendConfig) -> None:
-    if request.operation is not Operation.CHAT:
-        raise GatewayError(
-            400,
-            f"backend '{backend.provider}' cannot serve {request.operation}",
-            code="unsupported_operation",
-        )
-
-
-def auth_failed(status: int) -> GatewayError:
-    return credentials_rejected(status, "credentials")
+def parse_google_error(
+    backend: BackendConfig,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    read: Callable[[int, Any], GatewayError] = error_from_google,
+) -> GatewayError:
+    """The provider kit's `parse_error` for Google's APIs, where a bad key can be a 400."""
+    return parse_error(
+        backend, status, headers, body, read, auth_failure=is_auth_failure, what="credentials"
+    )
 
 
 class GeminiProvider(Provider):
@@ -67,17 +62,12 @@ class GeminiProvider(Provider):
         base = (backend.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.models_url = f"{base}/{self.options.api_version}/models"
 
-    def _key(self, ctx: RequestContext) -> str | None:
-        if self.backend.auth == "passthrough":
-            return ctx.client.api_key
-        return self.backend.api_key.get_secret_value() if self.backend.api_key else None
-
     def native_wires(self, model: str) -> frozenset[str]:
         return NATIVE
 
     def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
         """The client's own body; the model (and API version) are the backend's, in the URL."""
-        if call.wire == GEMINI_OTHER:
+        if call.wire == PASSTHROUGH:
             version_path = call.path.split("/", 2)[2] if call.path.count("/") >= 2 else ""
             base = self.models_url.removesuffix("/models")
             url = f"{base}/{version_path}" + (f"?{call.query}" if call.query else "")
@@ -86,7 +76,7 @@ class GeminiProvider(Provider):
             url = f"{self.models_url}/{model_path(model)}:{method}"
         headers = {"content-type": "application/json", **self.backend.headers}
         headers.update(ctx.forwarded_headers())
-        key = self._key(ctx)
+        key = request_key(ctx, self.backend)
         if key:
             headers["x-goog-api-key"] = key
         return UpstreamRequest(
@@ -94,10 +84,10 @@ class GeminiProvider(Provider):
         )
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
-        require_chat(request, self.backend)
+        require_operation(request, self.backend)
         url = f"{self.models_url}/{model_path(request.model)}:{method_name(request.stream)}"
         headers = {"content-type": "application/json", **self.backend.headers}
-        key = self._key(ctx)
+        key = request_key(ctx, self.backend)
         if key:
             headers["x-goog-api-key"] = key
         body = dumps(to_gemini_request(request.body))
@@ -112,13 +102,7 @@ class GeminiProvider(Provider):
         return GeminiStreamDecoder(response_meta(ctx, request))
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
-        data = loads_or_none(body)
-        if self.backend.auth == "gateway" and is_auth_failure(status, data):
-            return auth_failed(status)
-        error = error_from_google(status, data)
-        if headers.get("retry-after"):
-            error.headers.pop("retry-after", None)
-        return error
+        return parse_google_error(self.backend, status, headers, body)
 
 
 @hookimpl

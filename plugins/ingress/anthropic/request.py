@@ -1,0 +1,150 @@
+"""A validated Anthropic Messages request as a canonical (OpenAI chat-completions) body. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelway.plugins.ingress.anthropic.schema import (
+    Base64Source,
+    ImageBlock,
+    MessagesRequest,
+    OutputFormat,
+    TextBlock,
+    ToolChoice,
+    ToolParam,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+from modelway.providerkit import dumps
+
+
+def to_openai_request(request: MessagesRequest) -> dict[str, Any]:
+    """The canonical (OpenAI chat-completions) body for an Anthropic Messages request."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": openai_messages(request),
+        "max_tokens": request.max_tokens,
+    }
+    for name in ("temperature", "top_p"):
+        if getattr(request, name) is not None:
+            body[name] = getattr(request, name)
+    if request.stop_sequences:
+        body["stop"] = list(request.stop_sequences)
+    if request.tools:
+        body["tools"] = [openai_tool(tool) for tool in request.tools]
+        body.update(openai_tool_choice(request.tool_choice))
+    if request.metadata and request.metadata.user_id:
+        body["user"] = request.metadata.user_id
+    if request.output_config and request.output_config.format:
+        body["response_format"] = openai_response_format(request.output_config.format)
+    if request.stream:
+        body["stream"] = True
+    return body
+
+
+def openai_response_format(output: OutputFormat) -> dict[str, Any]:
+    """Structured output: OpenAI wants the schema named; Anthropic's has no name."""
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": output.schema_}}
+
+
+def openai_messages(request: MessagesRequest) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if request.system:
+        out.append({"role": "system", "content": system_text(request.system)})
+    for message in request.messages:
+        if message.role == "user":
+            out.extend(user_messages(message.content))
+        else:
+            out.append(assistant_message(message.content))
+    return out
+
+
+def system_text(system: str | list[TextBlock]) -> str:
+    return system if isinstance(system, str) else "\n".join(block.text for block in system)
+
+
+def user_messages(content: str | list[Any]) -> list[dict[str, Any]]:
+    """Tool results first (OpenAI wants them right after the assistant's calls), then the rest."""
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
+    tools: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for block in content:
+        if isinstance(block, ToolResultBlock):
+            text, images = tool_result_content(block)
+            tools.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": text})
+            parts.extend(images)
+        elif isinstance(block, TextBlock | ImageBlock):
+            parts.append(content_part(block))
+    if parts:
+        tools.append({"role": "user", "content": parts_content(parts)})
+    return tools
+
+
+def tool_result_content(block: ToolResultBlock) -> tuple[str, list[dict[str, Any]]]:
+    """A tool result's text, and its images (OpenAI tool messages carry text only)."""
+    if block.content is None or isinstance(block.content, str):
+        return block.content or "", []
+    text = "\n".join(part.text for part in block.content if isinstance(part, TextBlock))
+    images = [content_part(part) for part in block.content if isinstance(part, ImageBlock)]
+    return text, images
+
+
+def content_part(block: TextBlock | ImageBlock) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    source = block.source
+    if isinstance(source, Base64Source):
+        url = f"data:{source.media_type};base64,{source.data}"
+    else:
+        url = source.url
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def parts_content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """A lone text part as a plain string (every OpenAI-compatible server takes that)."""
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        return str(parts[0]["text"])
+    return parts
+
+
+def assistant_message(content: str | list[Any]) -> dict[str, Any]:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    text = "".join(block.text for block in content if isinstance(block, TextBlock))
+    calls = [tool_call(block) for block in content if isinstance(block, ToolUseBlock)]
+    message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def tool_call(block: ToolUseBlock) -> dict[str, Any]:
+    arguments = dumps(block.input).decode()
+    return {
+        "id": block.id,
+        "type": "function",
+        "function": {"name": block.name, "arguments": arguments},
+    }
+
+
+def openai_tool(tool: ToolParam) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        function["description"] = tool.description
+    function["parameters"] = tool.input_schema
+    return {"type": "function", "function": function}
+
+
+def openai_tool_choice(choice: ToolChoice | None) -> dict[str, Any]:
+    """`tool_choice` (and `parallel_tool_calls`) for a request that has tools."""
+    if choice is None:
+        return {}
+    out: dict[str, Any] = {}
+    if choice.type == "tool":
+        out["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+    else:
+        out["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[choice.type]
+    if choice.disable_parallel_tool_use and choice.type != "none":
+        out["parallel_tool_calls"] = False
+    return out
