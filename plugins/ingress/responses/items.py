@@ -249,10 +249,11 @@ def _tool_label(tool: Json) -> str:
     return name
 
 
-def added_tools(items: list[Located]) -> list[Located]:
-    """The tools that `additional_tools` and `tool_search_output` items bring, with paths."""
-    out: list[Located] = []
-    for where, item in items:
-        if isinstance(item, AdditionalToolsItem | ToolSearchOutputItem):
-            out.extend((f"{where}.tools[{i}]", tool) for i, tool in enumerate(item.tools))
-    return out
+def added_tools(items: list[Located]) -> list[tuple[str, list[Any]]]:
+    """The tools that `additional_tools` and `tool_search_output` items bring, with the
+    path of each list."""
+    return [
+        (f"{where}.tools", item.tools)
+        for where, item in items
+        if isinstance(item, AdditionalToolsItem | ToolSearchOutputItem)
+    ]

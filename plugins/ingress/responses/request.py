@@ -10,6 +10,7 @@ no I/O.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -35,7 +36,7 @@ from modelway.plugins.ingress.responses.tools import (
 
 Json = dict[str, Any]
 _ITEM = TypeAdapter(Item)
-_TOOL = TypeAdapter(Tool)
+_TOOLS = TypeAdapter(list[Tool])
 
 BUILTIN_ITEM_TYPES = frozenset(
     {
@@ -72,16 +73,23 @@ _PASSED_RAW = ("prompt_cache_key", "safety_identifier", "service_tier")
 
 
 def to_chat_request(
-    body: Any, history: list[Json], *, builtin_tools: BuiltinPolicy = "reject"
+    body: Any,
+    history: list[Json],
+    *,
+    builtin_tools: BuiltinPolicy = "reject",
+    items_by_id: Mapping[str, Json] | None = None,
 ) -> Json:
     """The hub chat-completions body for a Responses request.
 
     `history` holds the items `previous_response_id` stands for (input and output items of
-    the earlier responses, in order). Built-in tools are a 400 (`builtin_tools="reject"`)
-    or left out (`"drop"`); a tool_choice that forces one is a 400 either way.
+    the earlier responses, in order). An `item_reference` is resolved against the input,
+    `history` and `items_by_id` (stored items the caller can look up by id). Built-in tools
+    are a 400 (`builtin_tools="reject"`) or left out (`"drop"`); a tool_choice that forces
+    one is a 400 either way.
     """
     request = validate(body, builtin_tools)
-    items = _history(history) + _input(request, body, history)
+    known = {**(items_by_id or {}), **_by_id(history)}
+    items = _history(history) + _input(request, body, known)
     names = ToolNames()
     tools = chat_tools(request.tools or [], names)
     tools = _unique(tools + chat_tools(_added(items, builtin_tools), names))
@@ -123,9 +131,9 @@ def _check_item(item: Any, where: str) -> None:
             code="invalid_type",
         )
     kind = item.get("type", "message")
-    if kind in ITEM_TYPES:
+    if isinstance(kind, str) and kind in ITEM_TYPES:
         return
-    if kind in BUILTIN_ITEM_TYPES:
+    if isinstance(kind, str) and kind in BUILTIN_ITEM_TYPES:
         raise bad_request(
             f"'{where}' is a {kind} item, which belongs to a built-in tool or server feature "
             "that this backend cannot run",
@@ -161,6 +169,8 @@ def invalid(exc: ValidationError, data: Any, prefix: str = "") -> GatewayError:
     errors = exc.errors(include_url=False)
     found = [(_brackets(error_path(e["loc"], data, e["type"] == "missing")), e) for e in errors]
     path, error = max(found, key=lambda pair: pair[0].count(".") + pair[0].count("["))
+    if error["type"].startswith("union_tag_"):
+        path += ".type"  # the type of a part or tool: name the field that is wrong
     if prefix:
         path = prefix.rstrip(".") if path == "body" else prefix + path
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
@@ -198,11 +208,14 @@ def _history(history: list[Json]) -> list[Located]:
     return out
 
 
-def _input(request: ResponsesRequest, body: Json, history: list[Json]) -> list[Located]:
+def _by_id(items: Any) -> dict[Any, Json]:
+    return {item.get("id"): item for item in items or () if isinstance(item, dict)}
+
+
+def _input(request: ResponsesRequest, body: Json, known: dict[Any, Json]) -> list[Located]:
     if isinstance(request.input, str):
         text = {"type": "message", "role": "user", "content": request.input}
         return [("input", _ITEM.validate_python(text))]
-    known = {item.get("id"): item for item in history if isinstance(item, dict)}
     out: list[Located] = []
     for index, item in enumerate(request.input):
         where = f"input[{index}]"
@@ -236,12 +249,12 @@ def _messages(request: ResponsesRequest, items: list[Located]) -> list[Json]:
 
 def _added(items: list[Located], builtin_tools: BuiltinPolicy) -> list[Any]:
     tools: list[Any] = []
-    for where, tool in added_tools(items):
-        kept = check_tool_types([tool], where, builtin_tools)
+    for where, raw in added_tools(items):
+        kept = check_tool_types(raw, where, builtin_tools)
         try:
-            tools.extend(_TOOL.validate_python(t) for t in kept)
+            tools.extend(_TOOLS.validate_python(kept))
         except ValidationError as exc:
-            raise invalid(exc, tool, f"{where}.") from None
+            raise invalid(exc, kept, f"{where}") from None
     return tools
 
 
@@ -313,14 +326,15 @@ def _reasoning(effort: Effort, max_output_tokens: int | None) -> Json:
 # ------------------------------------------------------------------------- input items
 
 
-def input_items(body: Any, history: list[Json] | None = None) -> list[Json]:
+def input_items(body: Any, items_by_id: Mapping[str, Json] | None = None) -> list[Json]:
     """The request's input as Responses items with ids, as `GET .../input_items` lists them
-    (item references resolved against `history`). Raises as `to_chat_request` does."""
+    (item references resolved against the input and `items_by_id`). Raises as
+    `to_chat_request` does."""
     request = validate(body, "drop")
     raw = body["input"] if isinstance(body.get("input"), list) else [
         {"role": "user", "content": request.input}
     ]
-    known = {item.get("id"): item for item in history or () if isinstance(item, dict)}
+    known = {**(items_by_id or {}), **_by_id(raw)}
     return [_listed(item, known) for item in raw]
 
 

@@ -272,11 +272,11 @@ class ResponsesStreamEncoder:
 
     def _close_call(self, state: _Call) -> None:
         state.closed = True
-        kind, where = self.names.lookup(state.name).kind, self._where(state)
-        if kind == "function":
-            self._emit("response.function_call_arguments.done", **where,
+        tool, where = self.names.lookup(state.name), self._where(state)
+        if tool.kind == "function":
+            self._emit("response.function_call_arguments.done", **where, name=tool.name,
                        arguments=state.arguments)
-        elif kind == "custom":
+        elif tool.kind == "custom":
             text = custom_input(state.arguments)
             self._emit("response.custom_tool_call_input.delta", **where, delta=text)
             self._emit("response.custom_tool_call_input.done", **where, input=text)

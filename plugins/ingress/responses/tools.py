@@ -99,6 +99,7 @@ def check_tool_types(tools: Any, param: str, policy: BuiltinPolicy) -> list[Any]
     kept = []
     for index, tool in enumerate(tools):
         kind = tool.get("type") if isinstance(tool, dict) else None
+        kind = kind if isinstance(kind, str) else None
         where = f"{param}[{index}]"
         if _is_builtin(tool):
             if policy == "reject":
@@ -119,6 +120,8 @@ def _is_builtin(tool: Any) -> bool:
     if not isinstance(tool, dict):
         return False
     kind = tool.get("type")
+    if not isinstance(kind, str):
+        return False
     return kind in BUILTIN_TOOLS or (kind == "tool_search" and tool.get("execution") != "client")
 
 
