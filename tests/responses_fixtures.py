@@ -2,7 +2,8 @@
 
 The client requests replicate what Codex CLI (0.171, `wire_api = "responses"`) and the
 OpenAI Agents SDK (0.24) were recorded sending to a Responses endpoint (shortened texts,
-same structure: item kinds, ids, tool types, parameters). Helpers parse SSE bytes into
+same structure: item kinds, ids, tool types, parameters; the recordings and their write-up
+were made on this machine against a recording server). Helpers parse SSE bytes into
 events and validate every object with the installed `openai` SDK's pydantic models.
 """
 
@@ -164,6 +165,9 @@ def codex_request(input_items: list[Json], **extra: Any) -> Json:
         "input": [
             {"type": "message", "id": "msg_9d95", "role": "developer",
              "content": [{"type": "input_text", "text": "You are a coding agent."}]},
+            {"type": "message", "id": "msg_01a1", "role": "developer",
+             "content": [{"type": "input_text", "text": "<skills_instructions/>"},
+                         {"type": "input_text", "text": "<permissions instructions/>"}]},
             {"type": "message", "id": "msg_01a2", "role": "user",
              "content": [{"type": "input_text", "text": "<environment_context/>"}]},
             {"type": "message", "id": "msg_01a3", "role": "user",

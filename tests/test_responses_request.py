@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 from modelway.errors import GatewayError
 from modelway.plugins.ingress.responses import mw1
 from modelway.plugins.ingress.responses.request import input_items, to_chat_request
-from tests.responses_fixtures import LARK, WEATHER, agents_request, codex_request
+from tests.responses_fixtures import LARK, WEATHER, agents_request, codex_request, codex_tools
 
 Json = dict[str, Any]
 CREATE = TypeAdapter(response_create_params.ResponseCreateParamsNonStreaming)
@@ -47,10 +47,12 @@ def names(body: Json) -> list[str]:
 
 
 def test_codex_first_turn():
-    body = chat(codex_request([]), builtin_tools="drop")
+    body = chat(codex_request([]))
     assert [(m["role"], m["content"]) for m in body["messages"]] == [
-        ("developer", "You are a coding agent."), ("user", "<environment_context/>"),
-        ("user", "say hi")]
+        ("developer", "You are a coding agent."),
+        ("developer", [{"type": "text", "text": "<skills_instructions/>"},
+                       {"type": "text", "text": "<permissions instructions/>"}]),
+        ("user", "<environment_context/>"), ("user", "say hi")]
     assert names(body) == ["exec_command", "multi_agent_v1__close_agent", "apply_patch",
                            "tool_search"]
     assert body["tools"][0]["function"]["strict"] is False
@@ -65,12 +67,24 @@ def test_codex_first_turn():
     assert not {"store", "include", "client_metadata", "input"} & set(body)
 
 
-def test_codex_always_sends_web_search_which_only_openai_runs():
+def test_codex_always_sends_web_search_which_a_translated_backend_leaves_out():
+    assert chat(codex_request([])) == chat(codex_request([]), builtin_tools="drop")
+    forced = codex_request([], tool_choice={"type": "web_search"})
     with pytest.raises(GatewayError) as caught:
-        chat(codex_request([]))
+        chat(forced)
+    assert (caught.value.param, caught.value.code) == ("tool_choice.type", "unsupported_tool")
+
+
+@pytest.mark.parametrize("kind", ["file_search", "code_interpreter", "computer_use_preview",
+                                  "image_generation", "mcp", "local_shell"])
+def test_other_built_in_tools_are_a_400_naming_the_tool(kind):
+    body = codex_request([], tools=[*codex_tools(), {"type": kind}])
+    with pytest.raises(GatewayError) as caught:
+        chat(body)
     error = caught.value
-    assert (error.status, error.param, error.code) == (400, "tools[4].type", "unsupported_tool")
-    assert "web_search" in error.message and "cannot run it" in error.message
+    assert (error.status, error.param, error.code) == (400, "tools[5].type", "unsupported_tool")
+    assert f"'{kind}'" in error.message and "cannot run it" in error.message
+    assert names(chat(body, builtin_tools="drop")) == names(chat(codex_request([])))
 
 
 def test_codex_tool_turn_with_openai_reasoning():
@@ -90,7 +104,7 @@ def test_codex_tool_turn_with_openai_reasoning():
          "namespace": "multi_agent_v1", "arguments": '{"target": "a1"}'},
         {"type": "function_call_output", "call_id": "call_a", "output": "closed"},
     ]
-    messages = chat(codex_request(turn), builtin_tools="drop")["messages"][3:]
+    messages = chat(codex_request(turn))["messages"][4:]
     assert messages[0] == {"role": "assistant", "content": None, "tool_calls": [
         {"id": "call_3230", "type": "function",
          "function": {"name": "exec_command", "arguments": '{"cmd": "echo ok"}'}}]}
@@ -113,7 +127,7 @@ def test_codex_additional_tools_and_tool_search_output_add_tools():
         {"type": "tool_search_output", "id": "tso_1", "call_id": "call_s", "execution": "client",
          "status": "completed", "tools": [extra]},
     ]
-    body = chat(codex_request(turn), builtin_tools="drop")
+    body = chat(codex_request(turn))
     assert names(body)[-2:] == ["clock__sleep", "list_events"]
     call, result = body["messages"][-2:]
     assert call["tool_calls"][0]["function"] == {"name": "tool_search",
@@ -417,4 +431,4 @@ def test_input_items_have_ids_and_the_listed_shape():
     assert input_items({"model": "m", "input": "hi"})[0]["content"] == [
         {"type": "input_text", "text": "hi"}]
     codex = input_items(codex_request([]))
-    assert [i["id"] for i in codex] == ["msg_9d95", "msg_01a2", "msg_01a3"]
+    assert [i["id"] for i in codex] == ["msg_9d95", "msg_01a1", "msg_01a2", "msg_01a3"]

@@ -13,6 +13,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelway.errors import GatewayError
 from modelway.plugins.ingress.responses import mw1
@@ -318,7 +320,7 @@ def test_mw1_round_trip_through_a_client_that_sends_the_output_back():
     sent_back = [{**item, "content": None} if item["type"] == "reasoning" else item
                  for item in first["output"]]  # Codex adds "content": null
     body = codex_request([*sent_back, *outputs])
-    chat = to_chat_request(body, [], builtin_tools="drop")
+    chat = to_chat_request(body, [])
     assistant = [m for m in chat["messages"] if m["role"] == "assistant"]
     assert len(assistant) == 1
     assert assistant[0]["thinking_blocks"] == blocks
@@ -354,3 +356,32 @@ def test_mw1_encoding_is_prefixed_base64url_json():
     assert mw1.decode("gAAAAAB-ENC-8098bc91") is None
     assert mw1.decode("mw1:!!not base64") is None
     assert mw1.decode(mw1.encode([{"type": "thinking", "thinking": 1}])) == []
+
+
+# ---------------------------------------------------------------- any order of deltas
+
+DELTA = st.one_of(
+    st.builds(lambda t: {"reasoning_content": t}, st.text(min_size=1, max_size=4)),
+    st.just({"reasoning_signature": SIG1}),
+    st.just({"redacted_reasoning": "EmwK"}),
+    st.builds(lambda t: {"content": t}, st.text(max_size=4)),
+    st.builds(lambda t: {"refusal": t}, st.text(min_size=1, max_size=4)),
+    st.builds(lambda i, a: call_delta(i, id_=f"call_{i}", name="get_weather", arguments=a),
+              st.integers(0, 2), st.text(max_size=4)),
+    st.builds(lambda i, a: call_delta(i, arguments=a), st.integers(0, 2), st.text(max_size=4)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(deltas=st.lists(DELTA, max_size=12),
+       finish=st.sampled_from(["stop", "length", "tool_calls", "content_filter", None]))
+def test_any_order_of_hub_deltas_gives_a_valid_consistent_stream(deltas, finish):
+    events = stream([chunk(d) for d in deltas] + [chunk({}, finish), usage_chunk(USAGE)])
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    final = events[-1]["response"]
+    sdk_response(final)
+    done = {e["output_index"]: e["item"] for e in events
+            if e["type"] == "response.output_item.done"}
+    assert [done[i] for i in sorted(done)] == final["output"]
+    opened = [e["output_index"] for e in events if e["type"] == "response.output_item.added"]
+    assert opened == sorted(done) == list(range(len(final["output"])))

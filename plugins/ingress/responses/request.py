@@ -84,8 +84,9 @@ def to_chat_request(
     `history` holds the items `previous_response_id` stands for (input and output items of
     the earlier responses, in order). An `item_reference` is resolved against the input,
     `history` and `items_by_id` (stored items the caller can look up by id). Built-in tools
-    are a 400 (`builtin_tools="reject"`) or left out (`"drop"`); a tool_choice that forces
-    one is a 400 either way.
+    are a 400 (`builtin_tools="reject"`, except web search, which is left out: see
+    `OPTIONAL_BUILTINS`) or all left out (`"drop"`); a tool_choice that forces one is a 400
+    either way.
     """
     request = validate(body, builtin_tools)
     known = {**(items_by_id or {}), **_by_id(history)}

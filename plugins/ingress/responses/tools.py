@@ -45,6 +45,13 @@ BUILTIN_TOOLS = frozenset(
     }
 )
 """Tool types that OpenAI's servers run (or that only OpenAI's models are trained to call)."""
+OPTIONAL_BUILTINS = frozenset(
+    {"web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11"}
+)
+"""Built-in tools that only offer the model an extra ability it may leave unused: a
+translated backend leaves them out instead of refusing the request. Codex CLI declares web
+search on every request, so refusing it would refuse Codex altogether; a tool_choice that
+forces one is still a 400."""
 CLIENT_TOOLS = frozenset({"function", "custom", "namespace", "tool_search"})
 NAMESPACE_SEPARATOR = "__"
 BuiltinPolicy = Literal["reject", "drop"]
@@ -93,7 +100,8 @@ def builtin_error(kind: str, param: str) -> GatewayError:
 
 
 def check_tool_types(tools: Any, param: str, policy: BuiltinPolicy) -> list[Any]:
-    """The tools to translate: unknown types are a 400, built-in ones a 400 or dropped."""
+    """The tools to translate: unknown types are a 400; built-in ones are dropped with
+    `policy="drop"`, and with `"reject"` a 400 unless they are optional (web search)."""
     if not isinstance(tools, list):
         return tools  # the model reports the wrong type
     kept = []
@@ -102,7 +110,7 @@ def check_tool_types(tools: Any, param: str, policy: BuiltinPolicy) -> list[Any]
         kind = kind if isinstance(kind, str) else None
         where = f"{param}[{index}]"
         if _is_builtin(tool):
-            if policy == "reject":
+            if policy == "reject" and kind not in OPTIONAL_BUILTINS:
                 raise builtin_error(str(kind), f"{where}.type")
             continue
         if kind not in CLIENT_TOOLS:
