@@ -209,6 +209,16 @@ def test_assistant_text_and_calls_join_one_message_and_reasoning_starts_the_next
     assert messages[2]["thinking_blocks"] == blocks and messages[2]["reasoning_content"] == "plan"
 
 
+def test_thinking_that_no_assistant_item_follows_is_dropped():
+    reasoning = {"type": "reasoning", "summary": [], "encrypted_content": mw1.encode(
+        [{"type": "thinking", "thinking": "t", "signature": "s"}])}
+    items = [reasoning, {"role": "user", "content": "next"},
+             {"role": "assistant", "content": "ok"}]
+    messages = chat({"model": "m", "input": items})["messages"]
+    assert messages == [{"role": "user", "content": "next"},
+                        {"role": "assistant", "content": "ok"}]
+
+
 # ------------------------------------------------------------------- parts and settings
 
 
@@ -430,5 +440,17 @@ def test_input_items_have_ids_and_the_listed_shape():
     assert items[3]["content"][0]["type"] == "output_text"
     assert input_items({"model": "m", "input": "hi"})[0]["content"] == [
         {"type": "input_text", "text": "hi"}]
-    codex = input_items(codex_request([]))
-    assert [i["id"] for i in codex] == ["msg_9d95", "msg_01a1", "msg_01a2", "msg_01a3"]
+    turn = [
+        {"type": "reasoning", "id": "rs_459a", "content": None, "encrypted_content": "gAAA",
+         "summary": [{"type": "summary_text", "text": "**Greeting**"}]},
+        {"type": "custom_tool_call", "call_id": "p", "name": "apply_patch", "input": "x"},
+        {"type": "custom_tool_call_output", "call_id": "p", "output": "Done!"},
+        {"type": "tool_search_call", "call_id": "s", "arguments": {"query": "q"}},
+        {"type": "tool_search_output", "call_id": "s", "tools": []},
+    ]
+    codex = input_items(codex_request(turn))
+    for item in codex:
+        adapter.validate_python(item)
+    assert [i["id"] for i in codex][:5] == ["msg_9d95", "msg_01a1", "msg_01a2", "msg_01a3",
+                                           "rs_459a"]
+    assert codex[4] == turn[0]

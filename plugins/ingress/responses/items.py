@@ -85,7 +85,7 @@ class _Builder:
         if item.role == "assistant":
             self._assistant_text(where, item)
             return
-        self.assistant = None
+        self._end_turn()
         content = item.content
         if isinstance(content, str):
             self.messages.append({"role": item.role, "content": content})
@@ -125,7 +125,7 @@ class _Builder:
     def _tool_output(
         self, where: str, item: FunctionCallOutputItem | CustomToolCallOutputItem
     ) -> None:
-        self.assistant = None
+        self._end_turn()
         output = item.output
         if isinstance(output, str):
             content: str | list[Json] = output
@@ -134,8 +134,14 @@ class _Builder:
             content = parts_content(parts, join=True)
         self.messages.append({"role": "tool", "tool_call_id": item.call_id, "content": content})
 
-    def _tool_search_output(self, item: ToolSearchOutputItem) -> None:
+    def _end_turn(self) -> None:
+        """A user, system or tool message ends the assistant's turn; thinking that no
+        assistant item followed belongs to no message."""
         self.assistant = None
+        self.blocks = []
+
+    def _tool_search_output(self, item: ToolSearchOutputItem) -> None:
+        self._end_turn()
         names = [_tool_label(tool) for tool in item.tools]
         text = "Tools now available: " + ", ".join(names) if names else "No tools found."
         self.messages.append({"role": "tool", "tool_call_id": item.call_id or "", "content": text})

@@ -349,6 +349,8 @@ def _listed(item: Json, known: dict[Any, Json]) -> Json:
         out["content"] = _listed_content(item.get("role"), item.get("content"))
     if kind in _STATUS_TYPES:
         out.setdefault("status", "completed")
+    if kind.startswith("tool_search"):
+        out.setdefault("execution", "client")
     return out
 
 
@@ -363,7 +365,17 @@ _ID_PREFIXES = {
     "tool_search_output": "tso",
     "additional_tools": "at",
 }
-_STATUS_TYPES = frozenset({"message", "function_call", "function_call_output"})
+_STATUS_TYPES = frozenset(
+    {
+        "message",
+        "function_call",
+        "function_call_output",
+        "custom_tool_call",
+        "custom_tool_call_output",
+        "tool_search_call",
+        "tool_search_output",
+    }
+)
 
 
 def _listed_content(role: Any, content: Any) -> list[Json]:
