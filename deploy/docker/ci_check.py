@@ -126,13 +126,13 @@ def _run_gateway(container, command, healthcheck, env, check) -> None:
                 "no CA",
             ),
         )
+
         # buildah run answers SIGTERM with SIGKILL to its child: signal the gateway itself.
-        pid = _gateway_pid(gateway.pid)
-        os.kill(pid, signal.SIGTERM)
-        check(
-            "SIGTERM stops the gateway cleanly",
-            lambda: _assert(gateway.wait(timeout=60) == 0, gateway.returncode),
-        )
+        def stop() -> None:
+            os.kill(_gateway_pid(gateway.pid), signal.SIGTERM)
+            _assert(gateway.wait(timeout=60) == 0, f"exit status {gateway.returncode}")
+
+        check("SIGTERM stops the gateway cleanly", stop)
         check(
             "the HEALTHCHECK fails once it has stopped",
             lambda: _assert(not healthy(), "still healthy"),
@@ -171,8 +171,10 @@ def _gateway_pid(root: int) -> int:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 argv = cmdline.read().split(b"\0")
-            with open(f"/proc/{pid}/task/{pid}/children") as children:
-                queue.extend(int(child) for child in children.read().split())
+            # A Go program (buildah) forks from any of its threads: read every thread's children.
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as children:
+                    queue.extend(int(child) for child in children.read().split())
         except OSError:
             continue
         if pid != root and os.path.basename(argv[0]).startswith(b"python"):
