@@ -10,6 +10,7 @@ Prints one line per check and `N passed, N failed` last.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -139,6 +140,7 @@ def _run_gateway(container, command, healthcheck, env, check) -> None:
         )
     finally:
         if gateway.poll() is None:
+            _kill_tree(gateway.pid)
             gateway.kill()
             gateway.wait(timeout=30)
         if gateway.stderr is not None:
@@ -162,24 +164,39 @@ def _listening_port(process: subprocess.Popen[str], timeout: float = 120) -> int
     raise AssertionError("the gateway did not start:\n" + "".join(seen))
 
 
-def _gateway_pid(root: int) -> int:
-    """The gateway's Python process among the descendants of `root` (buildah run -> its chroot
-    helpers -> the gateway)."""
+def _descendants(root: int) -> list[tuple[int, bytes]]:
+    """(pid, argv[0]) of every process under `root`, parents first."""
+    found: list[tuple[int, bytes]] = []
     queue = [root]
     while queue:
         pid = queue.pop(0)
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                argv = cmdline.read().split(b"\0")
+                argv0 = cmdline.read().split(b"\0")[0]
             # A Go program (buildah) forks from any of its threads: read every thread's children.
             for task in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{task}/children") as children:
                     queue.extend(int(child) for child in children.read().split())
         except OSError:
             continue
-        if pid != root and os.path.basename(argv[0]).startswith(b"python"):
+        if pid != root:
+            found.append((pid, argv0))
+    return found
+
+
+def _gateway_pid(root: int) -> int:
+    """The gateway's Python process under `root` (buildah run -> chroot helper -> gateway)."""
+    for pid, argv0 in _descendants(root):
+        if os.path.basename(argv0).startswith(b"python"):
             return pid
     raise AssertionError("the gateway's process was not found")
+
+
+def _kill_tree(root: int) -> None:
+    """SIGKILL what this check started: buildah's children first (it does not pass signals on)."""
+    for pid, _ in reversed(_descendants(root)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _chat(port: int) -> None:
