@@ -1,6 +1,6 @@
 """The Anthropic Messages API as an ingress: translation units, then the `anthropic` SDK end to end.
 
-Unit tests feed the pure translators (plugins/ingress/anthropic/wire.py) with request, answer
+Unit tests feed the pure translators (plugins/ingress/anthropic) with request, answer
 and stream shapes taken from Anthropic's and OpenAI's API references. Integration tests run
 the official `anthropic` SDK against a real gateway (tests.harness) in front of a real
 OpenAI-speaking upstream (tests.upstreams) and the in-process mock provider, and compare what

@@ -14,11 +14,11 @@ from openai.types.responses import response_create_params
 from pydantic import TypeAdapter
 
 from modelway.errors import GatewayError
+from modelway.hubstream import error_from_chunk
 from modelway.plugins.ingress.responses.stream import ResponsesStreamEncoder
 from modelway.plugins.providers.responses.request import REASONING_ITEMS, to_responses_request
 from modelway.plugins.providers.responses.response import from_response
 from modelway.plugins.providers.responses.stream import ResponsesStreamDecoder
-from modelway.streaming import error_from_chunk
 from tests.responses_fixtures import USAGE, assemble, call_delta, chunk, sdk_response, usage_chunk
 
 Json = dict[str, Any]

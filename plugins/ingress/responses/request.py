@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from modelway.errors import GatewayError, bad_request
-from modelway.plugins.ingress.anthropic.wire import error_path
+from modelway.plugins.ingress.anthropic.schema import error_path
 from modelway.plugins.ingress.responses.items import Located, added_tools, chat_messages
 from modelway.plugins.ingress.responses.schema import (
     ITEM_TYPES,
