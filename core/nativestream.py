@@ -42,6 +42,23 @@ def frame(data: Any, event: str | None = None) -> bytes:
     return head + b"data: " + jsonx.dumps(data) + b"\n\n"
 
 
+class RawStream:
+    """Bytes that are not events (a pass-through answer): sent as they are, nothing read."""
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.error: GatewayError | None = None
+
+    async def feed(self, data: bytes) -> bytes:
+        return data
+
+    async def close(self) -> bytes:
+        return b""
+
+    def error_event(self, error: GatewayError) -> bytes:
+        return b""  # a body already under way cannot carry an error; the cut shows
+
+
 class SSEStream(ABC):
     """A same-API SSE stream (`modelway.ingress.NativeStream`)."""
 

@@ -19,6 +19,7 @@ from modelway.errors import GatewayError, not_found
 from modelway.extension import Transport
 from modelway.hubstream import HubStream
 from modelway.ingress import IngressAPI, LocalEndpoint
+from modelway.nativestream import RawStream
 from modelway.plugin_errors import describe_failure
 from modelway.replies import Reply, StreamReply, error_reply, reply, served_headers
 from modelway.runtime import Gateway
@@ -156,9 +157,7 @@ class RequestPath:
         raise error
 
     @staticmethod
-    def _match(
-        ctx: RequestContext, gateway: Gateway, forward: bool, ask: str
-    ) -> IngressAPI | None:
+    def _match(ctx: RequestContext, gateway: Gateway, forward: bool, ask: str) -> IngressAPI | None:
         for api in gateway.apis:
             endpoint = getattr(api, ask)(ctx.method, ctx.path)
             if endpoint is not None and forward and endpoint.local:
@@ -211,6 +210,10 @@ class RequestPath:
         ctx.served_by = sent.attempt
         if ctx.streaming:
             return self._stream(ctx, sent)
+        if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
+            return self._relay_raw(ctx, sent)
+        if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
+            return self._relay_raw(ctx, sent)
         try:
             body = await sent.response.read()
         finally:
@@ -235,6 +238,17 @@ class RequestPath:
         ctx.status = 200
         headers = {"content-type": out_type, **served_headers(ctx)}
         return StreamReply(200, headers, StreamBody(ctx, sent, source, self.transport, self.live))
+
+    def _relay_raw(self, ctx: RequestContext, sent: Sent) -> StreamReply:
+        """A pass-through answer (audio, a file's content ...) goes to the client as it
+        arrives, never buffered whole."""
+        status = sent.response.status
+        ctx.status = status
+        content_type = sent.response.headers.get("content-type", "application/octet-stream")
+        headers = {"content-type": content_type, **served_headers(ctx)}
+        source = NativeSource(RawStream())
+        body = StreamBody(ctx, sent, source, self.transport, self.live)
+        return StreamReply(status, headers, body)
 
     def _source(
         self, ctx: RequestContext, sent: Sent, content_type: str
@@ -261,6 +275,6 @@ def _no_route(ctx: RequestContext) -> GatewayError:
         )
     return not_found(
         f"no route serves {ctx.method} {ctx.path}: a request without a model reaches a "
-        "backend only through a route whose match.path names it",
+        "backend only through a route whose match.path (or match.host) names it",
         code="unknown_url",
     )

@@ -63,10 +63,12 @@ class Gateway:
         self, call: Call | str, path: str, headers: Mapping[str, str], host: str = ""
     ) -> Route | None:
         """The first route for the request. A call without a model (a pass-through endpoint
-        such as `/v1/files`) matches only routes whose `match.path` is set."""
+        such as `/v1/files`) matches only routes that name its path or host (`match.path`,
+        `match.host`), never a route by model alone."""
         model = call if isinstance(call, str) else call.model
         for route in self.routes:
-            if not model and route.config.match.path is None:
+            match = route.config.match
+            if not model and match.path is None and match.host is None:
                 continue
             if route.matches(model, path, headers, host):
                 return route
