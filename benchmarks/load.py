@@ -28,7 +28,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-HOST = "127.0.0.1"
+from benchkit import (
+    HOST,
+    Server,
+    cpu_snapshot,
+    cpu_usage,
+    executable,
+    free_port,
+    percentile,
+)
+
 CHAT_PATH = "/v1/chat/completions"
 GOAL = 0.8
 NOISY_OTHER_PERCENT = 15.0
@@ -204,9 +212,9 @@ async def _load(
 
         async def watch() -> dict[str, float | None]:
             await asyncio.sleep(max(0.0, measure_from - clock()))
-            before = _cpu_snapshot(pids)
+            before = cpu_snapshot(pids)
             await asyncio.sleep(max(0.0, stop - clock()))
-            return _cpu_usage(before, _cpu_snapshot(pids))
+            return cpu_usage(before, cpu_snapshot(pids))
 
         watcher = asyncio.create_task(watch())
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -217,134 +225,6 @@ async def _load(
         "errors": errors,
         "cpu": cpu,
     }
-
-
-def _process_cpu(pid: int) -> float | None:
-    """User+system CPU seconds of a process (Linux /proc), or None where unavailable."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_busy() -> float | None:
-    """CPU seconds all processes used since boot (user+nice+system of /proc/stat), or None.
-
-    Interrupt and softirq time is left out: loopback traffic of the benchmark itself lands
-    there, and it is not another process competing for the cores.
-    """
-    try:
-        with open("/proc/stat") as stat:
-            values = [int(v) for v in stat.readline().split()[1:4]]
-    except (OSError, ValueError):
-        return None
-    return sum(values) / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_snapshot(pids: dict[str, int]) -> dict[str, float | None]:
-    snapshot = {name: _process_cpu(pid) for name, pid in pids.items()}
-    snapshot["client"] = time.process_time()
-    snapshot["wall"] = time.perf_counter()
-    snapshot["machine"] = _machine_busy()
-    return snapshot
-
-
-def _cpu_usage(
-    before: dict[str, float | None], after: dict[str, float | None]
-) -> dict[str, float | None]:
-    """CPU seconds per process between two snapshots, and the rest of the machine's."""
-    used = {name: _delta(before[name], after[name]) for name in before if name != "wall"}
-    machine = used.pop("machine")
-    ours = [v for v in used.values() if v is not None]
-    complete = machine is not None and len(ours) == len(used)
-    used["other"] = max(0.0, machine - sum(ours)) if complete and machine is not None else None
-    used["wall"] = _delta(before["wall"], after["wall"])
-    return used
-
-
-def _delta(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
-
-
-# ------------------------------------------------------------------------------- processes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _executable(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        raise SystemExit(f"load.py: cannot find '{name}' next to {sys.executable} or on PATH")
-    return found
-
-
-@dataclass
-class Server:
-    name: str
-    command: list[str]
-    log_path: Path
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-    log: IO[bytes] | None = None
-
-    def start(self, stdout: int | IO[bytes] | None = None) -> None:
-        self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            self.command,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log if stdout is None else stdout,
-            stderr=self.log,
-        )
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Poll the port until it accepts connections; fail early if the process exits."""
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.process.returncode}:\n" + self.log_tail()
-                )
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.5):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"{self.name} did not listen on port {self.port} in {timeout}s:\n" + self.log_tail()
-        )
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def log_tail(self, lines: int = 20) -> str:
-        if self.log is not None:
-            self.log.flush()
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.log is not None:
-            self.log.close()
 
 
 def _gateway_config(upstream_port: int, access_log: Path | None) -> str:
@@ -408,8 +288,8 @@ class Phase:
             "round_rps": [round(r, 1) for r in self.round_rps],
             "requests_per_proxy_cpu_second": count / proxy_cpu if proxy_cpu else None,
             "mean_ms": sum(ordered) / count if count else None,
-            "p50_ms": _percentile(ordered, 50),
-            "p99_ms": _percentile(ordered, 99),
+            "p50_ms": percentile(ordered, 50),
+            "p99_ms": percentile(ordered, 99),
             "errors": sum(self.errors.values()),
             "error_kinds": dict(self.errors),
             "cpu_percent": {
@@ -418,13 +298,6 @@ class Phase:
             },
             "round_other_cpu_percent": self.round_other,
         }
-
-
-def _percentile(ordered: list[float], pct: float) -> float | None:
-    if not ordered:
-        return None
-    rank = max(1, -(-len(ordered) * pct // 100))  # nearest-rank method
-    return ordered[int(rank) - 1]
 
 
 def _add(total: float | None, more: float | None) -> float | None:
@@ -494,17 +367,17 @@ def benchmark(args: argparse.Namespace, log: IO[str]) -> dict[str, Any]:
         upstream.wait_ready()
 
         access_log = workdir / "access.log"
-        mitm_port, plain_port, logged_port = _free_port(), _free_port(), _free_port()
+        mitm_port, plain_port, logged_port = free_port(), free_port(), free_port()
         plain_config = workdir / "modelway.yaml"
         plain_config.write_text(_gateway_config(upstream.port, None))
         logged_config = workdir / "modelway-accesslog.yaml"
         logged_config.write_text(_gateway_config(upstream.port, access_log))
-        modelway = _executable("modelway")
+        modelway = executable("modelway")
         proxies = {
             "mitmdump": Server(
                 "mitmdump",
                 [
-                    _executable("mitmdump"),
+                    executable("mitmdump"),
                     "--mode", f"reverse:http://{HOST}:{upstream.port}",
                     "--listen-host", HOST, "-p", str(mitm_port), "-q",
                 ],
