@@ -18,7 +18,6 @@ from modelway.errors import GatewayError
 from modelway.ingress import WireSupport
 from modelway.nativestream import SSEStream, event_json, frame
 from modelway.plugins.ingress.anthropic.errors import error_object
-from modelway.sse import event_field
 from modelway.viewkit import (
     SettingsView,
     dicts,
@@ -215,24 +214,27 @@ def _stream_error(data: Any) -> GatewayError:
     )
 
 
-_PARSED = (b"message_start", b"message_delta", b"message_stop", b"error")
+_MARKERS = (
+    b"event: message_",
+    b"event: error",
+    b'"type":"message_',
+    b'"type": "message_',
+    b'"type":"error"',
+    b'"type": "error"',
+)
+"""What the events worth reading hold: message_start/delta/stop (usage, the end), errors."""
 
 
 class MessagesStream(SSEStream):
     """A same-API Messages stream."""
 
+    markers = _MARKERS
+
     def __init__(self, filters: list[TextFilter]) -> None:
         super().__init__(filters, rewrite=False)
         self._text_blocks: set[int] = set()
 
-    def _kind(self, event: bytes) -> bytes | None:
-        name = event_field(event, b"event")
-        return name.strip() if name is not None else None
-
     def scan(self, event: bytes) -> None:
-        kind = self._kind(event)
-        if kind is not None and kind not in _PARSED:
-            return
         self._note(event_json(event))
 
     def _note(self, data: Any) -> None:

@@ -228,13 +228,14 @@ def _stream_error(data: dict[str, Any]) -> GatewayError:
 class GenerateStream(SSEStream):
     """A same-API streamGenerateContent (alt=sse) stream."""
 
+    markers = (b'"finishReason"', b'"error"')
+
     def __init__(self, filters: list[TextFilter], error_body: Any) -> None:
         super().__init__(filters, rewrite=False)
         self._error_body = error_body
 
     def scan(self, event: bytes) -> None:
-        if b'"finishReason"' in event or b'"error"' in event[:24]:
-            self._note(event_json(event))
+        self._note(event_json(event))
 
     def _note(self, data: Any) -> None:
         if not isinstance(data, dict):

@@ -29,9 +29,9 @@ from modelway.wire import (
 
 FORWARD_HEADERS = ("openai-beta", "idempotency-key")
 _DONE = b"data: [DONE]"
-_USAGE = re.compile(rb'"usage":\s*\{')
-_NOTABLE = re.compile(rb'"usage":\s*\{|"finish_reason":\s*"|^data:\s*\{\s*"error"')
-"""Events worth parsing in a scan: usage, a finish, an error."""
+_USAGE = (b'"usage":{', b'"usage": {')
+_MARKERS = (b"[DONE]", *_USAGE, b'"finish_reason":"', b'"finish_reason": "', b'"error":')
+"""What the events worth reading hold: the end, usage, a finish, an error."""
 _NULL_USAGE = re.compile(rb',\s*"usage":\s*null')
 """The `usage: null` of every chunk when the gateway asked for usage the client did not."""
 
@@ -52,15 +52,23 @@ def stream_error(error: GatewayError) -> bytes:
 
 
 class ChatStream(SSEStream):
-    """A same-API chat-completions stream."""
+    """A same-API chat-completions stream.
+
+    Block mode (no filter, no continuation): the bytes pass as read; when the gateway asked
+    for usage the client did not, complete events pass instead, without the usage-only chunk
+    and the `usage: null` fields, still without parsing the other events.
+    """
+
+    markers = _MARKERS
 
     def __init__(self, filters: list[TextFilter], strip_usage: bool, track_text: bool) -> None:
-        super().__init__(filters, rewrite=strip_usage or track_text)
+        super().__init__(filters, rewrite=track_text)
         self.strip_usage = strip_usage
         self.track_text = track_text
         self.editor = ChunkTextEditor(filters) if filters else None
         self.text: list[str] = []
         self.has_tool_calls = False
+        self._usage_events: list[bytes] = []
 
     @property
     def can_continue(self) -> bool:
@@ -69,8 +77,29 @@ class ChatStream(SSEStream):
     def scan(self, event: bytes) -> None:
         if event.startswith(_DONE):
             self.complete = True
-        elif _NOTABLE.search(event):
-            self._note(event_json(event))
+            return
+        chunk = event_json(event)
+        self._note(chunk)
+        usage_only = isinstance(chunk, dict) and chunk.get("usage") and not chunk.get("choices")
+        if self.strip_usage and usage_only:
+            self._usage_events.append(event)
+
+    def pass_block(
+        self, data: bytes, block: bytes, hits: list[bytes], closing: bool = False
+    ) -> bytes:
+        if not self.strip_usage:
+            return data
+        for event in self._usage_events:  # the usage chunk the client did not ask for
+            if closing:
+                block = b"" if block.strip() == event.strip() else block
+            else:
+                block = block.replace(event + b"\n\n", b"", 1)
+        self._usage_events.clear()
+        if b'"usage":null' in block:
+            block = block.replace(b',"usage":null', b"")
+        if b'"usage": null' in block:
+            block = _NULL_USAGE.sub(b"", block)
+        return block
 
     def _note(self, chunk: Any) -> None:
         if not isinstance(chunk, dict):
@@ -103,9 +132,6 @@ class ChatStream(SSEStream):
             return [*(await self._held()), event + b"\n\n"]
         if self.strip_usage:
             event = _NULL_USAGE.sub(b"", event)
-        if not (self.editor or self.track_text) and not _USAGE.search(event):
-            self.scan(event)
-            return [event + b"\n\n"]
         chunk = event_json(event)
         self._note(chunk)
         if self.error is not None or not isinstance(chunk, dict):
@@ -208,6 +234,8 @@ class OtherView(SettingsView):
 class OtherStream(SSEStream):
     """A stream of another endpoint (`/v1/completions`): passed as it is, usage noted."""
 
+    markers = (b"[DONE]", *_USAGE)
+
     def __init__(self) -> None:
         super().__init__([], rewrite=False)
 
@@ -215,7 +243,7 @@ class OtherStream(SSEStream):
         if event.startswith(_DONE):
             self.complete = True
             return
-        if _USAGE.search(event):
+        if any(marker in event for marker in _USAGE):
             chunk = event_json(event)
             if isinstance(chunk, dict):
                 found = Usage.from_openai(chunk.get("usage"))
