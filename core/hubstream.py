@@ -110,10 +110,7 @@ class HubStream:
             if self._take_usage(chunk):
                 ready.append(chunk)
         if self.editor is not None:
-            edited = []
-            for chunk in ready:
-                edited.extend(await self.editor.edit(chunk))
-            ready = edited
+            ready = await self.editor.edit_all(ready)
         return b"".join(self.encoder.encode(c) for c in ready)
 
     def _observe(self, chunk: dict[str, Any]) -> None:

@@ -135,6 +135,15 @@ class ChunkTextEditor:
             return before
         return [*before, {**chunk, "choices": kept}]
 
+    async def edit_all(self, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The chunks to send for a batch read at once: runs of plain text deltas of one
+        choice are merged first, so a filter (a PII analysis) runs once per run, not once per
+        token."""
+        out: list[dict[str, Any]] = []
+        for chunk in merge_text_runs(chunks):
+            out.extend(await self.edit(chunk))
+        return out
+
     async def end(self) -> list[dict[str, Any]]:
         """The end of the stream: every choice's held text, in content chunks."""
         out = []
@@ -169,6 +178,47 @@ class ChunkTextEditor:
             if text:
                 before.append(content_chunk(chunk, index, text))
         return choice
+
+
+def _text_only(chunk: dict[str, Any]) -> tuple[int, str] | None:
+    """(choice index, text) of a chunk that carries nothing but one choice's text delta."""
+    choices = chunk.get("choices")
+    if chunk.get("usage") or not isinstance(choices, list) or len(choices) != 1:
+        return None
+    choice = choices[0]
+    delta = choice.get("delta") if isinstance(choice, dict) else None
+    if not isinstance(delta, dict) or delta.keys() != {"content"} or choice.get("finish_reason"):
+        return None
+    if choice.get("logprobs") is not None or not isinstance(delta["content"], str):
+        return None
+    index = choice.get("index", 0)
+    return (index if isinstance(index, int) else 0), delta["content"]
+
+
+def merge_text_runs(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive plain text deltas of the same choice as one chunk (the first's envelope)."""
+    out: list[dict[str, Any]] = []
+    run: list[dict[str, Any]] = []
+    run_index = -1
+    for chunk in chunks:
+        text = _text_only(chunk)
+        if text is not None and run and text[0] == run_index:
+            run.append(chunk)
+            continue
+        _close_run(out, run, run_index)
+        run, run_index = ([chunk], text[0]) if text is not None else ([], -1)
+        if text is None:
+            out.append(chunk)
+    _close_run(out, run, run_index)
+    return out
+
+
+def _close_run(out: list[dict[str, Any]], run: list[dict[str, Any]], index: int) -> None:
+    if len(run) == 1:
+        out.append(run[0])
+    elif run:
+        text = "".join(c["choices"][0]["delta"]["content"] for c in run)
+        out.append(content_chunk(run[0], index, text))
 
 
 def content_chunk(template: dict[str, Any], index: int, text: str) -> dict[str, Any]:

@@ -364,7 +364,9 @@ class TestOneSharedGateway:
         finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
         assert finishes[-1] == "stop" and set(finishes[:-1]) == {None}
         assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 14
-        assert len([t for t in texts if t]) > 3  # released as it came, not in one piece at the end
+        # What arrives in one read is analysed together (one analysis, not one per token);
+        # that text still comes out before the end is known: see the next test.
+        assert len([t for t in texts if t]) >= 2
 
     def test_streamed_text_is_released_before_the_upstream_finishes(self, gw, upstream):
         """The upstream waits, mid-answer, until the client has seen the first words."""

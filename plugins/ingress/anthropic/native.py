@@ -233,6 +233,8 @@ class MessagesStream(SSEStream):
     def __init__(self, filters: list[TextFilter]) -> None:
         super().__init__(filters, rewrite=False)
         self._text_blocks: set[int] = set()
+        self._pending: tuple[int, list[str]] | None = None
+        """Text deltas read in this batch, not yet through the filters (one block at a time)."""
 
     def scan(self, event: bytes) -> None:
         self._note(event_json(event))
@@ -251,8 +253,32 @@ class MessagesStream(SSEStream):
         elif kind == "error":
             self.failed(_stream_error(data))
 
+    async def _rewrite_all(self, events: list[bytes]) -> bytes:
+        """A batch's text deltas go through the filters together (one analysis, not one per
+        token), released as one delta event where they were."""
+        out = await super()._rewrite_all(events)
+        return out + b"".join(await self._flush())
+
+    async def _flush(self) -> list[bytes]:
+        if self._pending is None:
+            return []
+        (index, texts), self._pending = self._pending, None
+        return await self._push(index, "".join(texts), False)
+
     async def rewrite(self, event: bytes) -> list[bytes]:
         data = event_json(event)
+        text = _text_delta(data)
+        if text is not None and _index(data.get("index")) in self._text_blocks:
+            index = _index(data.get("index"))
+            if self._pending is not None and self._pending[0] != index:
+                held = await self._flush()
+                self._pending = (index, [text])
+                return held
+            self._pending = (index, [*(self._pending[1] if self._pending else []), text])
+            return []
+        return [*(await self._flush()), *(await self._other(event, data))]
+
+    async def _other(self, event: bytes, data: Any) -> list[bytes]:
         if not isinstance(data, dict):
             return [event + b"\n\n"]
         self._note(data)
@@ -260,20 +286,11 @@ class MessagesStream(SSEStream):
         index = data.get("index")
         if kind == "content_block_start" and _block_type(data) == "text":
             self._text_blocks.add(_index(index))
-        elif kind == "content_block_delta" and _index(index) in self._text_blocks:
-            return await self._delta(data, event)
         elif kind == "content_block_stop" and _index(index) in self._text_blocks:
             self._text_blocks.discard(_index(index))
             held = await self._push(_index(index), "", True)
             return [*held, event + b"\n\n"]
         return [event + b"\n\n"]
-
-    async def _delta(self, data: dict[str, Any], event: bytes) -> list[bytes]:
-        delta = data.get("delta")
-        if not isinstance(delta, dict) or delta.get("type") != "text_delta":
-            return [event + b"\n\n"]
-        text = str(delta.get("text")) if isinstance(delta.get("text"), str) else ""
-        return await self._push(_index(data.get("index")), text, False)
 
     async def _push(self, index: int, text: str, final: bool) -> list[bytes]:
         for text_filter in self.filters:
@@ -286,6 +303,17 @@ class MessagesStream(SSEStream):
 
     def error_event(self, error: GatewayError) -> bytes:
         return error_event(error)
+
+
+def _text_delta(data: Any) -> str | None:
+    """The text of a `content_block_delta` event with a `text_delta`, else None."""
+    if not isinstance(data, dict) or data.get("type") != "content_block_delta":
+        return None
+    delta = data.get("delta")
+    if not isinstance(delta, dict) or delta.get("type") != "text_delta":
+        return None
+    text = delta.get("text")
+    return text if isinstance(text, str) else ""
 
 
 def _index(value: Any) -> int:

@@ -69,6 +69,8 @@ class ChatStream(SSEStream):
         self.text: list[str] = []
         self.has_tool_calls = False
         self._usage_events: list[bytes] = []
+        self._pending: list[dict[str, Any]] = []
+        """Chunks read in this batch, not yet through the filters."""
 
     @property
     def can_continue(self) -> bool:
@@ -126,10 +128,22 @@ class ChatStream(SSEStream):
         if choice.get("index", 0) == 0 and isinstance(delta.get("content"), str):
             self.text.append(delta["content"])
 
+    async def _rewrite_all(self, events: list[bytes]) -> bytes:
+        """With a filter, a batch's chunks are edited together (runs of text deltas merged:
+        one analysis, not one per token)."""
+        out = await super()._rewrite_all(events)
+        return out + b"".join(await self._edit_pending())
+
+    async def _edit_pending(self) -> list[bytes]:
+        if self.editor is None or not self._pending:
+            return []
+        pending, self._pending = self._pending, []
+        return [frame(c) for c in await self.editor.edit_all(pending)]
+
     async def rewrite(self, event: bytes) -> list[bytes]:
         if event.startswith(_DONE):
             self.complete = True
-            return [*(await self._held()), event + b"\n\n"]
+            return [*(await self._edit_pending()), *(await self._held()), event + b"\n\n"]
         if self.strip_usage:
             event = _NULL_USAGE.sub(b"", event)
         chunk = event_json(event)
@@ -142,7 +156,8 @@ class ChatStream(SSEStream):
             chunk.pop("usage", None)
         if self.editor is None:
             return [event + b"\n\n"]
-        return [frame(c) for c in await self.editor.edit(chunk)]
+        self._pending.append(chunk)
+        return []
 
     async def _held(self) -> list[bytes]:
         return [frame(c) for c in await self.editor.end()] if self.editor else []
