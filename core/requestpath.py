@@ -84,7 +84,7 @@ class RequestPath:
                     code="method_not_allowed",
                 )
         api = self._find_api(ctx, gateway, forward)
-        gateway.key_check.verify(ctx.client)
+        await _authenticate(ctx, gateway)
         assert ctx.endpoint is not None
         if ctx.endpoint.local:
             answer = await api.local_answer(ctx.endpoint, ctx, gateway)
@@ -124,7 +124,7 @@ class RequestPath:
                 )
             gateway.admin_check.verify(ctx.client)
         else:
-            gateway.key_check.verify(ctx.client)
+            await _authenticate(ctx, gateway)
         answer = await local.handler(ctx)
         result = reply(ctx, answer.status, answer.body, answer.content_type)
         result.headers.update(answer.headers or {})
@@ -196,6 +196,7 @@ class RequestPath:
             raise NoRoute(_no_route(ctx))
         ctx.route = route
         gateway.hooks.request_received(ctx)
+        await gateway.hooks.admit(ctx, None)
         for policy in route.policies:
             decision = await policy.on_request(ctx)
             if decision is not None and not decision.allowed:
@@ -250,6 +251,13 @@ class RequestPath:
         encoder = ctx.api.stream_encoder(ctx)
         hub = HubStream(ctx, decoder, filters, encoder, keep_usage=sent.hub.client_wants_usage)
         return hub, encoder.content_type
+
+
+async def _authenticate(ctx: RequestContext, gateway: Gateway) -> None:
+    """Who the client is (a governance plugin), else the gateway's own key check."""
+    ctx.principal = await gateway.hooks.authenticate(ctx)
+    if ctx.principal is None:
+        gateway.key_check.verify(ctx.client)
 
 
 def _no_route(ctx: RequestContext) -> GatewayError:
