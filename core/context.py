@@ -131,6 +131,8 @@ class RequestContext:
     response_headers: dict[str, str] = field(default_factory=dict)
     """The gateway's own answer headers (its rate limits: `x-ratelimit-*`), given to the
     client also on errors; a gateway limit replaces the upstream's when it is tighter."""
+    body: bytes = field(default=b"", repr=False)
+    """The raw request body, given to local endpoints that take one (the admin API)."""
     plugin_state: dict[str, Any] = field(default_factory=dict, repr=False)
     """Per-request state of plugins, by plugin name (reservations to settle); not logged."""
 

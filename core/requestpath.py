@@ -76,6 +76,7 @@ class RequestPath:
         if not forward:
             local = gateway.local_endpoint(ctx.method, ctx.path.rstrip("/") or "/")
             if local is not None:
+                ctx.body = body
                 return await self._local(ctx, gateway, local)
             if any(e.path == ctx.path.rstrip("/") for e in gateway.local_endpoints):
                 raise GatewayError(
