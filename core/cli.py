@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from modelway import __version__
+from modelway.admincli import add_parsers as add_admin_parsers
 from modelway.errors import ConfigError
 from modelway.pluginmanager import CORE_PLUGINS, available_plugins, enabled_names
 from modelway.runtime import Gateway, load_gateway
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     ca.set_defaults(handler=cmd_ca)
 
     add_stats_parser(commands)
+    add_admin_parsers(commands)
 
     plugins = commands.add_parser("plugins", help="list available plugins")
     _config_arg(plugins, required=False)
