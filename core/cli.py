@@ -164,6 +164,9 @@ def describe(gateway: Gateway) -> str:
         f"configuration {gateway.source.name} is valid",
         f"listen: {settings.host}:{settings.port} ({settings.mode} mode)",
         "plugins: " + ", ".join(gateway.plugin_names),
+        f"state: {gateway.config.state.store}"
+        + (f" (directory {gateway.config.state.directory})" if gateway.config.state.directory
+           else ""),
         "backends:",
     ]
     for name, backend in gateway.backends.items():

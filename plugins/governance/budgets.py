@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelway import hookimpl
+from modelway import hookimpl, tokens
 from modelway.plugins.governance.costs import estimated_cost, served_cost, unpriced_notices
 from modelway.plugins.governance.errors import duration, over_budget
 from modelway.plugins.governance.estimate import request_tokens
@@ -76,12 +76,15 @@ class BudgetsPlugin:
         return endpoints()
 
     @hookimpl
+    def modelway_startup(self, gateway: Gateway) -> None:
+        tokens.preload()  # half a second, once, before the first request needs it
+
+    @hookimpl
     async def modelway_admit(self, ctx: RequestContext, attempt: Attempt | None) -> None:
         budgets = _budgets(ctx) if attempt is None else []
         if not budgets or self.reserver is None:
             return
-        assert ctx.call is not None
-        prompt, output = request_tokens(ctx.call, self.settings.default_output_tokens)
+        prompt, output = request_tokens(ctx, self.settings.default_output_tokens)
         amount = max(estimated_cost(ctx, prompt, output), EXHAUSTED_PROBE)
         asks = []
         for kind, name, budget in budgets:

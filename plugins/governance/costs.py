@@ -4,6 +4,7 @@ backend of its route)."""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from modelway.pricing import Price, cost_usd, price_for
@@ -14,7 +15,14 @@ if TYPE_CHECKING:
 
 
 def backend_price(backend: Backend, model: str | None) -> Price | None:
-    return price_for(backend.provider_name, backend.config.model or model, backend.config.price)
+    if backend.config.price is not None:
+        return backend.config.price
+    return _table(backend.provider_name, backend.config.model or model)
+
+
+@functools.lru_cache(maxsize=4096)
+def _table(provider: str, model: str | None) -> Price | None:
+    return price_for(provider, model)
 
 
 def served_cost(ctx: RequestContext) -> float | None:

@@ -4,7 +4,7 @@ output cap (or a configured default). Large texts are counted in the tokenizer's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelway import tokens
 from modelway.wire import (
@@ -16,7 +16,11 @@ from modelway.wire import (
     Call,
 )
 
+if TYPE_CHECKING:
+    from modelway.context import RequestContext
+
 _CAPS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+_PROMPT = "estimate.prompt_tokens"
 
 
 def prompt_tokens(call: Call) -> int:
@@ -52,9 +56,14 @@ def output_cap(call: Call, default: int) -> int:
     return default
 
 
-def request_tokens(call: Call, default_output: int) -> tuple[int, int]:
-    """(prompt, output) token estimates of a call."""
-    return prompt_tokens(call), output_cap(call, default_output)
+def request_tokens(ctx: RequestContext, default_output: int) -> tuple[int, int]:
+    """(prompt, output) token estimates of the request's call; the prompt is counted once
+    per request, whichever plugin asks first."""
+    assert ctx.call is not None
+    prompt = ctx.plugin_state.get(_PROMPT)
+    if prompt is None:
+        prompt = ctx.plugin_state[_PROMPT] = prompt_tokens(ctx.call)
+    return prompt, output_cap(ctx.call, default_output)
 
 
 def _text(value: Any) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelway import hookimpl
+from modelway import hookimpl, tokens
 from modelway.plugins.governance.errors import limit_headers, rate_limited
 from modelway.plugins.governance.estimate import request_tokens
 from modelway.plugins.governance.records import FailMode, Limits
@@ -83,14 +83,19 @@ class LimitsPlugin:
     @hookimpl
     def modelway_configure(self, gateway: Gateway) -> None:
         settings: Settings = gateway.plugin_settings("limits") or Settings()
+        routes = {r.name or f"route{i}" for i, r in enumerate(gateway.config.routes)}
         problems = [(("plugins", "limits", "routes", name), f"no route is named '{name}'")
-                    for name in settings.routes if name not in {r.name for r in gateway.routes}]
+                    for name in settings.routes if name not in routes]
         problems += [(("plugins", "limits", "backends", name), f"no backend is named '{name}'")
                      for name in settings.backends if name not in gateway.config.backends]
         if problems:
             raise gateway.source.error(problems)
         self.settings = settings
         self.reserver = Reserver("rate limits", lambda: store_of(gateway))
+
+    @hookimpl
+    def modelway_startup(self, gateway: Gateway) -> None:
+        tokens.preload()  # half a second, once, before the first request needs it
 
     @hookimpl
     async def modelway_admit(self, ctx: RequestContext, attempt: Attempt | None) -> None:
@@ -129,8 +134,7 @@ class LimitsPlugin:
 
     def _estimate(self, ctx: RequestContext, state: _Request) -> int:
         if state.estimate is None:
-            assert ctx.call is not None
-            prompt, output = request_tokens(ctx.call, self.settings.default_output_tokens)
+            prompt, output = request_tokens(ctx, self.settings.default_output_tokens)
             state.estimate = prompt + output
         return state.estimate
 
