@@ -186,3 +186,21 @@ def test_cost_goes_to_the_log_the_stats_and_spend(tmp_path, upstream):
     assert spend["total"]["usd"] == pytest.approx(0.00018)
     assert list(by_model["rows"]) == ["gpt-4o"]
     assert stats["routes"]["chat"]["cost_usd"] == pytest.approx(0.00018)
+
+
+def test_check_flags_a_model_without_a_price(tmp_path, upstream):
+    from modelway.cli import describe
+    from modelway.runtime import load_gateway
+
+    path = write_config(tmp_path, f"""
+        plugins: {{openai: null, budgets: null}}
+        backends:
+          known: {{provider: openai, base_url: "{upstream.url}", api_key: k, model: gpt-4o}}
+          odd: {{provider: openai, base_url: "{upstream.url}", api_key: k, model: in-house-7b}}
+          priced: {{provider: openai, base_url: "{upstream.url}", api_key: k, model: in-house-8b,
+                    price: {{input: 1, output: 2}}}}
+        routes: [{{match: {{model: "*"}}, backend: known}}]
+    """)
+    text = describe(load_gateway(str(path)))
+    assert "backend 'odd': no price for openai model 'in-house-7b'" in text
+    assert "'known'" not in text and "'priced'" not in text
