@@ -1,17 +1,19 @@
 """The Redis state store: one shared state for every worker and every instance.
 
 Needs the optional dependency `modelway[redis]` (the `redis` package's asyncio client).
-Reservations and settlements are Lua scripts, so each is one atomic round trip whatever the
-number of limits; windows use Redis's own clock (`TIME`), so instances whose clocks differ
-still agree. A window is a hash (`id`, `u` used) that expires when the window ends. Every call
-has a short socket timeout and no retry: an unreachable Redis is `StateUnavailable` at once,
-never a hang (`modelway.statestore` adds the fail-fast pause between tries). Keys of one
-request may live in different hash slots: Redis Cluster is not supported, a single Redis (or
-a Sentinel-managed primary behind one address) is.
+Reservations and settlements are Lua scripts: the requests of one event-loop turn go together
+in one round trip, each request's reservations still atomic and all-or-nothing. Windows use
+Redis's own clock (`TIME`), so instances whose clocks differ still agree; a window is a hash
+(`id`, `u` used) that expires when the window ends. Every call has a short timeout and no
+retry: an unreachable Redis is `StateUnavailable` at once, never a hang
+(`modelway.statestore` adds the fail-fast pause between tries). Keys of one request may live
+in different hash slots: Redis Cluster is not supported, a single Redis (or a
+Sentinel-managed primary behind one address) is.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,29 +23,35 @@ from modelway.state import Ask, Change, Reservation, StateUnavailable
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local found, fits, all = {}, {}, true
-for i = 1, #KEYS do
-  local amount, limit = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1])
-  local got = redis.call('HMGET', KEYS[i], 'id', 'u')
-  local id, used, left = got[1], tonumber(got[2] or '0'), 0
-  if id then left = redis.call('PTTL', KEYS[i]) else id = false; left = tonumber(ARGV[3*i]) end
-  found[i] = {id, used, left}
-  fits[i] = amount <= 0 or used + amount <= limit
-  if not fits[i] then all = false end
-end
-local out = {}
-for i = 1, #KEYS do
-  local id, used, left = found[i][1], found[i][2], found[i][3]
-  if all then
-    local amount = tonumber(ARGV[3*i-2])
-    if not id then
-      id = tostring(now)
-      redis.call('HSET', KEYS[i], 'id', id, 'u', 0)
-      redis.call('PEXPIRE', KEYS[i], ARGV[3*i])
-    end
-    used = tonumber(redis.call('HINCRBYFLOAT', KEYS[i], 'u', amount))
+local out, k, a = {}, 0, 2
+for g = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[a])
+  local found, all = {}, true
+  for i = 1, n do
+    local key, amount, limit = KEYS[k + i], tonumber(ARGV[a + 3*i - 2]), tonumber(ARGV[a + 3*i - 1])
+    local got = redis.call('HMGET', key, 'id', 'u')
+    local id, used, left = got[1], tonumber(got[2] or '0'), 0
+    if id then left = redis.call('PTTL', key) else id = false; left = tonumber(ARGV[a + 3*i]) end
+    local fit = amount <= 0 or used + amount <= limit
+    if not fit then all = false end
+    found[i] = {id, used, left, fit}
   end
-  out[i] = {fits[i] and 1 or 0, tostring(used), tostring(left), id or ''}
+  local rows = {}
+  for i = 1, n do
+    local key, id, used, left = KEYS[k + i], found[i][1], found[i][2], found[i][3]
+    if all then
+      if not id then
+        id = tostring(now)
+        redis.call('HSET', key, 'id', id, 'u', 0)
+        redis.call('PEXPIRE', key, ARGV[a + 3*i])
+      end
+      used = tonumber(redis.call('HINCRBYFLOAT', key, 'u', ARGV[a + 3*i - 2]))
+    end
+    rows[i] = {found[i][4] and 1 or 0, tostring(used), tostring(left), id or ''}
+  end
+  out[g] = rows
+  k = k + n
+  a = a + 1 + 3 * n
 end
 return out
 """
@@ -81,13 +89,17 @@ class RedisStore:
         from redis import exceptions
 
         self.prefix = prefix
+        self.timeout_seconds = timeout_seconds
+        self._asks: list[tuple[list[Ask], asyncio.Future[Any]]] = []
+        self._changes: list[tuple[list[Change], asyncio.Future[Any]]] = []
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self._errors: tuple[type[BaseException], ...] = (
             exceptions.ConnectionError, exceptions.TimeoutError, exceptions.BusyLoadingError,
             OSError, TimeoutError,
         )  # fmt: skip
         self._client: Any = aioredis.from_url(
             url,
-            socket_timeout=timeout_seconds,
             socket_connect_timeout=timeout_seconds,
             retry=Retry(NoBackoff(), 0),
             retry_on_timeout=False,
@@ -98,7 +110,8 @@ class RedisStore:
 
     async def _call(self, operation: Any) -> Any:
         try:
-            return await operation
+            async with asyncio.timeout(self.timeout_seconds):
+                return await operation
         except self._errors as exc:
             raise StateUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
 
@@ -127,28 +140,77 @@ class RedisStore:
         return (await self.reserve_all([Ask(key, amount, limit, window_seconds)]))[0]
 
     async def reserve_all(self, asks: Sequence[Ask]) -> list[Reservation]:
+        """Queued with the other requests of this event-loop turn: one script for all."""
         if not asks:
             return []
-        keys = [self._k(a.key) for a in asks]
-        args: list[Any] = []
-        for ask in asks:
-            args += [repr(float(ask.amount)), repr(float(ask.limit)), _ms(ask.window_seconds)]
-        rows = await self._call(self._reserve(keys=keys, args=args))
-        return [
-            Reservation(bool(fit), float(used), ask.limit, max(0.0, float(left) / 1000),
-                        _text(window))
-            for ask, (fit, used, left, window) in zip(asks, rows, strict=True)
-        ]
+        future: asyncio.Future[list[Reservation]] = asyncio.get_running_loop().create_future()
+        self._asks.append((list(asks), future))
+        self._schedule()
+        return await future
 
     async def settle(self, changes: Sequence[Change]) -> None:
         if not changes:
             return
-        keys = [self._k(c.key) for c in changes]
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._changes.append((list(changes), future))
+        self._schedule()
+        await future
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        asks, self._asks = self._asks, []
+        changes, self._changes = self._changes, []
+        loop = asyncio.get_running_loop()
+        for job in (self._send_asks(asks) if asks else None,
+                    self._send_changes(changes) if changes else None):
+            if job is not None:
+                task = loop.create_task(job)
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _send_asks(self, batch: list[tuple[list[Ask], asyncio.Future[Any]]]) -> None:
+        keys: list[str] = []
+        args: list[Any] = [len(batch)]
+        for asks, _ in batch:
+            args.append(len(asks))
+            for ask in asks:
+                keys.append(self._k(ask.key))
+                args += [repr(float(ask.amount)), repr(float(ask.limit)),
+                         _ms(ask.window_seconds)]
+        try:
+            groups = await self._call(self._reserve(keys=keys, args=args))
+        except StateUnavailable as exc:
+            _fail(batch, exc)
+            return
+        for (asks, future), rows in zip(batch, groups, strict=True):
+            if not future.done():
+                future.set_result([
+                    Reservation(bool(fit), float(used), ask.limit,
+                                max(0.0, float(left) / 1000), _text(window))
+                    for ask, (fit, used, left, window) in zip(asks, rows, strict=True)
+                ])
+
+    async def _send_changes(self, batch: list[tuple[list[Change], asyncio.Future[Any]]]) -> None:
+        keys: list[str] = []
         args: list[Any] = []
-        for change in changes:
-            ttl = "" if change.ttl_seconds is None else str(_ms(change.ttl_seconds))
-            args += [change.window or "", repr(float(change.amount)), ttl]
-        await self._call(self._settle(keys=keys, args=args))
+        for changes, _ in batch:
+            for change in changes:
+                keys.append(self._k(change.key))
+                ttl = "" if change.ttl_seconds is None else str(_ms(change.ttl_seconds))
+                args += [change.window or "", repr(float(change.amount)), ttl]
+        try:
+            await self._call(self._settle(keys=keys, args=args))
+        except StateUnavailable as exc:
+            _fail(batch, exc)
+            return
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
 
     async def keys(self, prefix: str) -> list[str]:
         cut = len(self.prefix)
@@ -168,6 +230,12 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _fail(batch: list[tuple[Any, asyncio.Future[Any]]], exc: StateUnavailable) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(StateUnavailable(str(exc)))
 
 
 def _text(value: Any) -> str:

@@ -204,3 +204,17 @@ def test_check_flags_a_model_without_a_price(tmp_path, upstream):
     text = describe(load_gateway(str(path)))
     assert "backend 'odd': no price for openai model 'in-house-7b'" in text
     assert "'known'" not in text and "'priced'" not in text
+
+
+def test_budget_periods_reset_on_the_calendar():
+    from datetime import UTC, datetime
+
+    from modelway.plugins.governance.periods import period
+
+    now = datetime(2026, 12, 2, 23, 0, tzinfo=UTC)  # a Wednesday
+    assert period("day", now) == ("2026-12-02", 3600.0)
+    assert period("week", now)[0] == "2026-W49" and period("week", now)[1] == 4 * 86400 + 3600
+    assert period("month", now) == ("2026-12", 29 * 86400 + 3600)
+    name, left = period("6h", now)
+    assert name.startswith("6h-") and left == 3600.0
+    assert period("day")[0] == datetime.now(UTC).strftime("%Y-%m-%d")

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+
+_current: dict[str, tuple[str, float]] = {}
+"""window -> (id, end as a timestamp) of its current period: computed once per period."""
 
 
 def period(window: str, now: datetime | None = None) -> tuple[str, float]:
     """The id of the current period of `window` and the seconds until it ends."""
-    now = now or datetime.now(UTC)
+    if now is None:
+        stamp = time.time()
+        found = _current.get(window)
+        if found is not None and stamp < found[1]:
+            return found[0], found[1] - stamp
+        name, left = _period(window, datetime.fromtimestamp(stamp, UTC))
+        _current[window] = (name, stamp + left)
+        return name, left
+    return _period(window, now)
+
+
+def _period(window: str, now: datetime) -> tuple[str, float]:
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if window == "day":
         return day.strftime("%Y-%m-%d"), _left(now, day + timedelta(days=1))
