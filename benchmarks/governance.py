@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from load import (  # noqa: E402
+from load import (
     CHAT_PATH,
     HOST,
     REQUEST_BODY,

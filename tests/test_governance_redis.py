@@ -65,7 +65,7 @@ def _flood(pair, key: str, requests: int) -> list[tuple[int, bool, int]]:
         gateway = pair[index % 2]
         stream = index % 4 < 2
         extra = {"stream_options": {"include_usage": True}} if stream else {}
-        status, _, body = ask(gateway.url, "openai", key, "gpt-test", "hi", stream=stream,
+        status, _, _body = ask(gateway.url, "openai", key, "gpt-test", "hi", stream=stream,
                               **extra)
         if status != 200:
             return status, stream, 0

@@ -93,7 +93,8 @@ def test_a_route_the_key_may_not_use_is_a_403(gw):
 def test_the_sdks_see_401_and_403(gw):
     client = openai.OpenAI(base_url=gw.base_url, api_key="sk-nobody", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
-        client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}])
     bob = openai.OpenAI(base_url=gw.base_url, api_key="sk-bob", max_retries=0)
     with pytest.raises(openai.PermissionDeniedError):
         bob.chat.completions.create(model="gpt-other", messages=[{"role": "user", "content": "x"}])

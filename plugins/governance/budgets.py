@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelway import hookimpl, tokens
+from modelway import hookimpl
 from modelway.plugins.governance.costs import estimated_cost, served_cost, unpriced_notices
 from modelway.plugins.governance.errors import duration, over_budget
 from modelway.plugins.governance.estimate import request_tokens
 from modelway.plugins.governance.periods import period, today
 from modelway.plugins.governance.records import Budget, FailMode
 from modelway.plugins.governance.registry import Access
-from modelway.plugins.governance.reserve import Held, Reserver, refused
+from modelway.plugins.governance.reserve import Held, Reserver, ReservingPlugin, refused
 from modelway.plugins.governance.spendadmin import endpoints, spend_changes
 from modelway.state import Ask
 from modelway.statestore import store_of
@@ -56,14 +56,14 @@ def _budgets(ctx: RequestContext) -> list[tuple[str, str, Budget]]:
     return found
 
 
-class BudgetsPlugin:
+class BudgetsPlugin(ReservingPlugin):
     """Prices every request, counts spend, and holds keys and teams to their budgets."""
 
     Settings = Settings
 
     def __init__(self) -> None:
+        super().__init__()
         self.settings = Settings()
-        self.reserver: Reserver | None = None
 
     @hookimpl
     def modelway_configure(self, gateway: Gateway) -> None:
@@ -74,10 +74,6 @@ class BudgetsPlugin:
     @hookimpl
     def modelway_local_endpoints(self) -> list[LocalEndpoint]:
         return endpoints()
-
-    @hookimpl
-    def modelway_startup(self, gateway: Gateway) -> None:
-        tokens.preload()  # half a second, once, before the first request needs it
 
     @hookimpl
     async def modelway_admit(self, ctx: RequestContext, attempt: Attempt | None) -> None:

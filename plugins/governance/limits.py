@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelway import hookimpl, tokens
+from modelway import hookimpl
 from modelway.plugins.governance.errors import limit_headers, rate_limited
 from modelway.plugins.governance.estimate import request_tokens
 from modelway.plugins.governance.records import FailMode, Limits
 from modelway.plugins.governance.registry import Access
-from modelway.plugins.governance.reserve import Held, Reserver, refused
+from modelway.plugins.governance.reserve import Held, Reserver, ReservingPlugin, refused
 from modelway.state import Ask
 from modelway.statestore import store_of
 
@@ -71,14 +71,14 @@ def _scopes(ctx: RequestContext, settings: Settings) -> list[tuple[str, Limits]]
     return found
 
 
-class LimitsPlugin:
+class LimitsPlugin(ReservingPlugin):
     """Reserves rate limits before requests and attempts; settles them when they end."""
 
     Settings = Settings
 
     def __init__(self) -> None:
+        super().__init__()
         self.settings = Settings()
-        self.reserver: Reserver | None = None
 
     @hookimpl
     def modelway_configure(self, gateway: Gateway) -> None:
@@ -92,10 +92,6 @@ class LimitsPlugin:
             raise gateway.source.error(problems)
         self.settings = settings
         self.reserver = Reserver("rate limits", lambda: store_of(gateway))
-
-    @hookimpl
-    def modelway_startup(self, gateway: Gateway) -> None:
-        tokens.preload()  # half a second, once, before the first request needs it
 
     @hookimpl
     async def modelway_admit(self, ctx: RequestContext, attempt: Attempt | None) -> None:
