@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from modelway.pricing import PriceOverride
 
@@ -77,7 +85,10 @@ class StateSettings(Strict):
     between workers and instances (`pip install 'modelway[redis]'`).
     """
 
-    store: Literal["memory", "redis"] = "memory"
+    store: Literal["memory", "redis"] = Field(
+        "memory", validation_alias=AliasChoices("store", "backend")
+    )
+    """`memory` or `redis` (`backend:` is accepted as another name for it)."""
     directory: str | None = None
     url: str | None = None
     """Redis: `redis://host:6379/0`, `rediss://...` or `unix:///path/redis.sock`."""
