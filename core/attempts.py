@@ -132,6 +132,10 @@ async def _try(
     backend = attempt.backend
     lane, request, wire = _build(ctx, attempt, hub)
     assert ctx.gateway is not None
+    try:
+        await ctx.gateway.hooks.admit(ctx, attempt)
+    except GatewayError as refused:  # this backend is at its limit: the next may not be
+        raise _Retriable(refused) from None
     ctx.gateway.hooks.upstream_request(ctx, attempt, wire)
     ctx.attempts.append(attempt)
     ctx.lane = lane

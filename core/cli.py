@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from modelway import __version__
+from modelway.admincli import add_parsers as add_admin_parsers
 from modelway.errors import ConfigError
 from modelway.pluginmanager import CORE_PLUGINS, available_plugins, enabled_names
 from modelway.runtime import Gateway, load_gateway
@@ -49,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reload the configuration when its file changes (also on SIGHUP)",
     )
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="gateway processes on the one port (more than 1 needs state: {store: redis})",
+    )
     run.set_defaults(handler=cmd_run)
 
     check = commands.add_parser("check", help="validate a configuration and show what it sets up")
@@ -60,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     ca.set_defaults(handler=cmd_ca)
 
     add_stats_parser(commands)
+    add_admin_parsers(commands)
 
     plugins = commands.add_parser("plugins", help="list available plugins")
     _config_arg(plugins, required=False)
@@ -76,12 +85,25 @@ def _config_arg(parser: argparse.ArgumentParser, required: bool) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from modelway import workers
     from modelway.runner import GatewayServer
 
     gateway = load_gateway(args.config)
-    for notice in gateway.notices:
-        logging.getLogger("modelway").info(notice)
+    workers.check_shared_state(gateway, args.workers)
+    worker = os.environ.get(workers.WORKER_ENV)
+    if worker is None:
+        for notice in gateway.notices:
+            logging.getLogger("modelway").info(notice)
+    if args.workers > 1:
+        return _run_workers(args, gateway)
     server = GatewayServer(
         gateway,
         host=args.host,
@@ -91,17 +113,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         watch=args.watch,
     )
 
+    if worker is not None:
+        workers.enable_reuse_port(server.host, server.port)
+
     def ready(addresses: list[tuple[str, int]]) -> None:
+        if worker is not None:
+            workers.announce_ready()
+            return
         for host, port in addresses:
-            print(
-                f"modelway {__version__} listening on http://{_hostport(host, port)} "
-                f"({server.mode} mode)",
-                file=sys.stderr,
-                flush=True,
-            )
+            _listening(host, port, server.mode)
 
     asyncio.run(server.run(ready))
     return 0
+
+
+def _listening(host: str, port: int, mode: str, extra: str = "") -> None:
+    print(
+        f"modelway {__version__} listening on http://{_hostport(host, port)} ({mode} mode{extra})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _run_workers(args: argparse.Namespace, gateway: Gateway) -> int:
+    from modelway.workers import Supervisor
+
+    settings = gateway.config.gateway
+    argv = [*(["-c", args.config] if args.config else []),
+            *(["--mode", args.mode] if args.mode else []), *(["--watch"] if args.watch else [])]
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    supervisor = Supervisor(argv, args.workers, host, port)
+    mode = args.mode or settings.mode
+    return supervisor.run(lambda h, p: _listening(h, p, mode, f", {args.workers} workers"))
 
 
 def _hostport(host: str, port: int) -> str:
@@ -120,6 +164,9 @@ def describe(gateway: Gateway) -> str:
         f"configuration {gateway.source.name} is valid",
         f"listen: {settings.host}:{settings.port} ({settings.mode} mode)",
         "plugins: " + ", ".join(gateway.plugin_names),
+        f"state: {gateway.config.state.store}"
+        + (f" (directory {gateway.config.state.directory})" if gateway.config.state.directory
+           else ""),
         "backends:",
     ]
     for name, backend in gateway.backends.items():

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from modelway.pricing import PriceOverride
 
 MiB = 1024 * 1024
 
@@ -67,6 +77,35 @@ class GatewaySettings(Strict):
         return keys
 
 
+class StateSettings(Strict):
+    """`state:`: where shared state lives (limits, budgets, created keys, stored responses).
+
+    `memory` keeps it in this process (one worker); with `directory`, what must survive a
+    restart (created keys, spend) is kept in a SQLite file there too. `redis` shares it
+    between workers and instances (`pip install 'modelway[redis]'`).
+    """
+
+    store: Literal["memory", "redis"] = Field(
+        "memory", validation_alias=AliasChoices("store", "backend")
+    )
+    """`memory` or `redis` (`backend:` is accepted as another name for it)."""
+    directory: str | None = None
+    url: str | None = None
+    """Redis: `redis://host:6379/0`, `rediss://...` or `unix:///path/redis.sock`."""
+    timeout_seconds: float = Field(0.25, gt=0)
+    """The longest wait for one answer of the store; then it counts as unreachable."""
+    retry_seconds: float = Field(1.0, ge=0)
+    """After the store failed, calls fail at once for this long before it is tried again."""
+    prefix: str = "modelway:"
+    """Redis: the prefix of every key (several gateways can share one Redis)."""
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> StateSettings:
+        if self.store == "redis" and not self.url:
+            raise ValueError("store: redis needs a url (redis://host:6379/0 or unix:///path)")
+        return self
+
+
 class BackendConfig(BaseModel):
     """One upstream model endpoint. Keys beyond these are the provider's own options."""
 
@@ -80,6 +119,8 @@ class BackendConfig(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float | None = Field(None, gt=0)
     optional: bool = False
+    price: PriceOverride | None = None
+    """USD per million tokens, replacing the shipped price table's for this backend."""
 
     @property
     def options(self) -> dict[str, Any]:
@@ -222,6 +263,7 @@ class GatewayConfig(Strict):
     """The whole file. `plugins` is a list of names, or a mapping of name to settings."""
 
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     plugins: dict[str, dict[str, Any] | None] | None = None
     backends: dict[str, BackendConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)

@@ -25,6 +25,23 @@ class ClientInfo:
 
 
 @dataclass(slots=True)
+class Principal:
+    """Who is calling, as a governance plugin identified the key (`modelway_authenticate`).
+
+    `key_id` is the key's public id (never the secret); `grants` is the authenticating
+    plugin's own record of what the key may do (models, routes, limits, budgets).
+    """
+
+    key_id: str
+    consumer: str | None = None
+    team: str | None = None
+    kind: str = "user"
+    name: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    grants: Any = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
 class Timings:
     """Monotonic timestamps (seconds) of the request's milestones."""
 
@@ -109,6 +126,15 @@ class RequestContext:
     """The gateway serving the request (its backends, settings, plugins)."""
     lane: str | None = None
     """`native` (the client's own body went upstream) or `hub` (translated), once sent."""
+    principal: Principal | None = None
+    """Who is calling, when a governance plugin identified the client's key."""
+    response_headers: dict[str, str] = field(default_factory=dict)
+    """The gateway's own answer headers (its rate limits: `x-ratelimit-*`), given to the
+    client also on errors; a gateway limit replaces the upstream's when it is tighter."""
+    body: bytes = field(default=b"", repr=False)
+    """The raw request body, given to local endpoints that take one (the admin API)."""
+    plugin_state: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Per-request state of plugins, by plugin name (reservations to settle); not logged."""
 
     @property
     def streaming(self) -> bool:

@@ -28,6 +28,7 @@ from modelway.replies import Reply, StreamReply, minimal_error_body
 from modelway.requestpath import Passed, RequestPath
 from modelway.runtime import Gateway
 from modelway.services import Services
+from modelway.statestore import close_store
 from modelway.streams import LiveStreams
 from modelway.upstream import HttpTransport
 
@@ -88,6 +89,7 @@ class Engine:
         await _stop(self.gateway)
         await self.relay.stop()
         await self.transport.close()
+        await close_store(self.services)
 
     async def adopt(self, gateway: Gateway) -> None:
         """Switch to a reloaded configuration: start it, serve new requests with it, and

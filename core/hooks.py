@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -10,7 +12,7 @@ from modelway.errors import ConfigError
 
 if TYPE_CHECKING:
     from modelway.canonical import UpstreamRequest
-    from modelway.context import Attempt, AttemptOutcome, Plan, RequestContext
+    from modelway.context import Attempt, AttemptOutcome, Plan, Principal, RequestContext
     from modelway.extension import IngressAPI, LocalEndpoint, PolicySpec, ProviderSpec
     from modelway.runtime import Gateway, Route
 
@@ -69,6 +71,25 @@ class Hooks:
     ) -> None:
         self._hook.modelway_attempt_result(ctx=ctx, attempt=attempt, outcome=outcome)
 
+    async def authenticate(self, ctx: RequestContext) -> Principal | None:
+        results = list(self._hook.modelway_authenticate(ctx=ctx))
+        try:
+            while results:
+                found = await _resolved(results.pop(0))
+                if found is not None:
+                    return found
+        finally:
+            _close(results)
+        return None
+
+    async def admit(self, ctx: RequestContext, attempt: Attempt | None) -> None:
+        results = list(self._hook.modelway_admit(ctx=ctx, attempt=attempt))
+        try:
+            while results:
+                await _resolved(results.pop(0))
+        finally:
+            _close(results)
+
     def request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:
         self._hook.modelway_request_done(ctx=ctx, record=record)
 
@@ -76,6 +97,17 @@ class Hooks:
         """Every registration, in plugin registration order (pluggy calls the last first)."""
         results = getattr(self._hook, hook_name)()
         return [item for batch in reversed(results) for item in batch or []]
+
+
+async def _resolved(result: Any) -> Any:
+    return await result if inspect.isawaitable(result) else result
+
+
+def _close(results: Iterable[Any]) -> None:
+    """Coroutines of implementations that will not run now (an earlier one decided)."""
+    for result in results:
+        if inspect.iscoroutine(result):
+            result.close()
 
 
 def _unique(kind: str, registrations: list[Any]) -> dict[str, Any]:

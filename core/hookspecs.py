@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from modelway.canonical import UpstreamRequest
-    from modelway.context import Attempt, AttemptOutcome, Plan, RequestContext
+    from modelway.context import Attempt, AttemptOutcome, Plan, Principal, RequestContext
     from modelway.extension import IngressAPI, LocalEndpoint, PolicySpec, ProviderSpec
     from modelway.runtime import Gateway, Route
 
@@ -110,6 +112,40 @@ def modelway_attempt_result(ctx: RequestContext, attempt: Attempt, outcome: Atte
 
     Feeds health tracking and statistics; `outcome.retriable` says whether the gateway may
     move on to the next attempt.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Governance family: who is calling, and whether they may (keys, limits, budgets).
+# Implementations may be coroutine functions (`async def`): the gateway awaits them in turn.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def modelway_authenticate(
+    ctx: RequestContext,
+) -> Principal | Awaitable[Principal | None] | None:
+    """Identify the client of a request (1:N, awaited in order; the first Principal wins).
+
+    Fires once the client's API is known (so errors are in its shape) and before the body is
+    decoded, for every request but `/healthz`, `/readyz` and admin endpoints. Return a
+    `Principal` (it becomes `ctx.principal`), None to let the next plugin decide, or raise
+    `GatewayError(401, ...)` to refuse. When no plugin returns a Principal, the gateway's own
+    `gateway.api_keys` check applies.
+    """
+
+
+@hookspec
+def modelway_admit(ctx: RequestContext, attempt: Attempt | None) -> Awaitable[None] | None:
+    """Let a request, or one attempt of it, through (1:N, every implementation awaited).
+
+    Fires with `attempt` None once the request is routed (`ctx.route`, `ctx.call`,
+    `ctx.principal` set), before the route's policies; and with `attempt` set just before each
+    attempt is sent (per-backend limits). Raise a `GatewayError` to refuse (403 for a model
+    the key may not use, 429 over a limit or budget, 503 when the state store is down and the
+    limit fails closed); a refused attempt is skipped for the next one in the plan. What an
+    implementation reserves it settles in `modelway_request_done`, where `ctx.usage` is final
+    (streams included). Rate-limit headers go in `ctx.response_headers`.
     """
 
 

@@ -42,9 +42,14 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "health": "modelway.plugins.traffic.health:HealthPlugin",
     "stats": "modelway.plugins.ops.stats:StatsPlugin",
     "admin_api": "modelway.plugins.ops.admin_api",
+    "keys": "modelway.plugins.governance.keys:KeysPlugin",
+    "limits": "modelway.plugins.governance.limits:LimitsPlugin",
+    "budgets": "modelway.plugins.governance.budgets:BudgetsPlugin",
 }
 # Always enabled: the gateway does not work without an API, a router and its access log.
 CORE_PLUGINS: tuple[str, ...] = ("openai_api", "router", "access_log")
+# Enabled only when the configuration names them: `keys` makes every request need a key.
+OPT_IN_PLUGINS: tuple[str, ...] = ("keys", "limits", "budgets")
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,10 @@ def _module_loader(target: str) -> Callable[[], Any]:
 
 def enabled_names(configured: Iterable[str] | None) -> list[str]:
     """Core plugins plus the configured ones; with no `plugins` key, every built-in."""
-    names = list(BUILTIN_PLUGINS) if configured is None else list(configured)
+    if configured is None:
+        names = [n for n in BUILTIN_PLUGINS if n not in OPT_IN_PLUGINS]
+    else:
+        names = list(configured)
     return [*CORE_PLUGINS, *(n for n in names if n not in CORE_PLUGINS)]
 
 

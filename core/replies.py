@@ -52,6 +52,8 @@ class StreamReply:
 def served_headers(ctx: RequestContext) -> dict[str, str]:
     """The gateway's own answer headers, plus those of the backend the client gets too."""
     out = dict(ctx.upstream_headers)
+    if ctx.response_headers:
+        tighter_limits(out, ctx.response_headers)
     out["x-request-id"] = ctx.id
     out.setdefault("request-id", ctx.id)
     if ctx.route is not None:
@@ -61,6 +63,34 @@ def served_headers(ctx: RequestContext) -> dict[str, str]:
         if ctx.served_by.variant:
             out["x-modelway-variant"] = ctx.served_by.variant
     return out
+
+
+_LIMIT_FAMILIES = ("requests", "tokens")
+
+
+def tighter_limits(headers: dict[str, str], own: dict[str, str]) -> None:
+    """Put the gateway's own headers into `headers`; a family of OpenAI-style rate-limit
+    headers (`x-ratelimit-{limit,remaining,reset}-{requests,tokens}`) replaces the upstream's
+    only where the gateway's remaining is lower (the tighter limit is the one that binds)."""
+    rest = dict(own)
+    for family in _LIMIT_FAMILIES:
+        names = [f"x-ratelimit-{part}-{family}" for part in ("limit", "remaining", "reset")]
+        mine = rest.get(names[1])
+        for name in names:
+            rest.pop(name, None)
+        if mine is None or _number(mine) > _number(headers.get(names[1]), float("inf")):
+            continue
+        for name in names:
+            if name in own:
+                headers[name] = own[name]
+    headers.update(rest)
+
+
+def _number(value: str | None, default: float = 0.0) -> float:
+    try:
+        return float(value) if value is not None else default
+    except ValueError:
+        return default
 
 
 def reply(ctx: RequestContext, status: int, body: bytes, content_type: str) -> Reply:

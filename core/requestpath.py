@@ -77,6 +77,7 @@ class RequestPath:
         if not forward:
             local = gateway.local_endpoint(ctx.method, ctx.path.rstrip("/") or "/")
             if local is not None:
+                ctx.body = body
                 return await self._local(ctx, gateway, local)
             if any(e.path == ctx.path.rstrip("/") for e in gateway.local_endpoints):
                 raise GatewayError(
@@ -85,7 +86,7 @@ class RequestPath:
                     code="method_not_allowed",
                 )
         api = self._find_api(ctx, gateway, forward)
-        gateway.key_check.verify(ctx.client)
+        await _authenticate(ctx, gateway)
         assert ctx.endpoint is not None
         if ctx.endpoint.local:
             answer = await api.local_answer(ctx.endpoint, ctx, gateway)
@@ -125,7 +126,7 @@ class RequestPath:
                 )
             gateway.admin_check.verify(ctx.client)
         else:
-            gateway.key_check.verify(ctx.client)
+            await _authenticate(ctx, gateway)
         answer = await local.handler(ctx)
         result = reply(ctx, answer.status, answer.body, answer.content_type)
         result.headers.update(answer.headers or {})
@@ -195,6 +196,7 @@ class RequestPath:
             raise NoRoute(_no_route(ctx))
         ctx.route = route
         gateway.hooks.request_received(ctx)
+        await gateway.hooks.admit(ctx, None)
         for policy in route.policies:
             decision = await policy.on_request(ctx)
             if decision is not None and not decision.allowed:
@@ -264,6 +266,13 @@ class RequestPath:
         encoder = ctx.api.stream_encoder(ctx)
         hub = HubStream(ctx, decoder, filters, encoder, keep_usage=sent.hub.client_wants_usage)
         return hub, encoder.content_type
+
+
+async def _authenticate(ctx: RequestContext, gateway: Gateway) -> None:
+    """Who the client is (a governance plugin), else the gateway's own key check."""
+    ctx.principal = await gateway.hooks.authenticate(ctx)
+    if ctx.principal is None:
+        gateway.key_check.verify(ctx.client)
 
 
 def _no_route(ctx: RequestContext) -> GatewayError:

@@ -23,6 +23,7 @@ from modelway.hooks import Hooks
 from modelway.pluginmanager import available_plugins, enabled_names, make_plugin_manager
 from modelway.routes import Backend, Route, Target, is_glob
 from modelway.services import Services
+from modelway.statestore import readiness_probe
 from modelway.wire import Call
 
 __all__ = ["Backend", "Gateway", "Route", "Target", "build_gateway", "load_gateway"]
@@ -144,6 +145,7 @@ def build_gateway(
         _key_check(config.gateway.api_keys),
         _key_check(config.gateway.admin_keys or config.gateway.api_keys),
     )
+    gateway.readiness_probes.append(readiness_probe(gateway))
     try:
         hooks.configure(gateway)
     except ConfigError:

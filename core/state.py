@@ -1,36 +1,66 @@
 """Shared state behind one small interface: what several gateway workers or instances share.
 
 Counters, budgets, created keys, backend health, A/B statistics and stored responses all go
-through a `StateStore`. The default keeps everything in this process (`MemoryStore`); the
-`state:` section of the configuration chooses another (an embedded SQLite file that survives
-a restart, or Redis for several workers and instances), provided by the plugin that
-implements it. Keys are plain strings, namespaced by their user (`limits:`, `responses:` ...);
-values are bytes. Every method is a coroutine and must never block the event loop.
+through a `StateStore`. The default keeps everything in this process (`MemoryStore`, with an
+optional SQLite file for what must survive a restart: `modelway.statesqlite`); Redis serves
+several workers and instances (`modelway.stateredis`). The `state:` section of the
+configuration chooses one (`modelway.statestore.open_store`). Keys are plain strings,
+namespaced by their user (`limits:`, `responses:` ...); values are bytes. Every method is a
+coroutine and must never block the event loop; a store that cannot be reached raises
+`StateUnavailable`, never hangs.
 
-`add` and `reserve` are atomic: a counter or a window shared by many workers cannot be
-overshot by requests racing each other.
+Reservations work on windows: a window starts with the first reservation of its key and
+lasts `window_seconds`; its id is given back, so that settling a request later changes that
+window and never the next one. `reserve_all` is all-or-nothing and atomic: limits shared by
+many workers cannot be overshot by requests racing each other, by more than what requests in
+flight reserved.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """The outcome of `reserve`: granted or not, what is left, when the window resets."""
+    """The outcome of a reservation: granted or not, what is used, when the window resets."""
 
     granted: bool
     used: float
     limit: float
     reset_seconds: float
+    window: str = ""
+    """The id of the window the amount was taken from (for `settle`)."""
 
     @property
     def remaining(self) -> float:
         return max(0.0, self.limit - self.used)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Take `amount` from the window of `key` (at most `limit` per `window_seconds`)."""
+
+    key: str
+    amount: float
+    limit: float
+    window_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Add `amount` (maybe negative) to the reservation window `window` of `key` (nothing
+    when that window has ended), or, with `window` None, to the plain counter `key` (created
+    with `ttl_seconds`)."""
+
+    key: str
+    amount: float
+    window: str | None = None
+    ttl_seconds: float | None = None
 
 
 class StateUnavailable(Exception):
@@ -57,8 +87,17 @@ class StateStore(Protocol):
     async def reserve(
         self, key: str, amount: float, limit: float, window_seconds: float
     ) -> Reservation:
-        """Take `amount` from a fixed window of `window_seconds` holding at most `limit`,
-        atomically; nothing is taken when it would go over (granted False)."""
+        """Take `amount` from the window of `key` holding at most `limit`, atomically;
+        nothing is taken when it would go over (granted False)."""
+        ...
+
+    async def reserve_all(self, asks: Sequence[Ask]) -> list[Reservation]:
+        """Every ask, atomically and all or nothing: when one would go over, nothing is
+        taken at all, and the answers say which would (granted False); check them all."""
+        ...
+
+    async def settle(self, changes: Sequence[Change]) -> None:
+        """Apply changes (a reservation's real amount, spend counters), each atomically."""
         ...
 
     async def keys(self, prefix: str) -> list[str]:
@@ -72,12 +111,21 @@ class StateStore(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(slots=True)
+class _Window:
+    id: str
+    used: float
+    ends: float
+
+
 class MemoryStore:
-    """The in-process default: a dict with expiry. Nothing to install; one process only."""
+    """The in-process default: dicts with expiry. Nothing to install; one process only."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._values: dict[str, tuple[bytes | float, float | None]] = {}
+        self._windows: dict[str, _Window] = {}
+        self._ids = itertools.count(1)
 
     def _live(self, key: str) -> bytes | float | None:
         found = self._values.get(key)
@@ -105,6 +153,9 @@ class MemoryStore:
         return self._values.pop(key, None) is not None
 
     async def add(self, key: str, amount: float, ttl_seconds: float | None = None) -> float:
+        return self._add(key, amount, ttl_seconds)
+
+    def _add(self, key: str, amount: float, ttl_seconds: float | None) -> float:
         current = self._live(key)
         if current is None:
             total, expires = float(amount), self._expiry(ttl_seconds)
@@ -114,18 +165,42 @@ class MemoryStore:
         self._values[key] = (total, expires)
         return total
 
+    def _window(self, key: str, window_seconds: float, now: float) -> _Window:
+        window = self._windows.get(key)
+        if window is None or window.ends <= now:
+            window = _Window(str(next(self._ids)), 0.0, now + window_seconds)
+            self._windows[key] = window
+        return window
+
     async def reserve(
         self, key: str, amount: float, limit: float, window_seconds: float
     ) -> Reservation:
+        return (await self.reserve_all([Ask(key, amount, limit, window_seconds)]))[0]
+
+    async def reserve_all(self, asks: Sequence[Ask]) -> list[Reservation]:
         now = self._clock()
-        window = int(now // window_seconds)
-        slot = f"{key}:{window}"
-        used = _number(self._live(slot) or 0.0)
-        reset = (window + 1) * window_seconds - now
-        if used + amount > limit and amount > 0:
-            return Reservation(False, used, limit, reset)
-        total = await self.add(slot, amount, window_seconds)
-        return Reservation(True, total, limit, reset)
+        windows = [self._window(a.key, a.window_seconds, now) for a in asks]
+        fits = [
+            a.amount <= 0 or w.used + a.amount <= a.limit
+            for a, w in zip(asks, windows, strict=True)
+        ]
+        granted = all(fits)
+        out = []
+        for ask, window, fit in zip(asks, windows, fits, strict=True):
+            if granted:
+                window.used += ask.amount
+            out.append(Reservation(fit, window.used, ask.limit, window.ends - now, window.id))
+        return out
+
+    async def settle(self, changes: Sequence[Change]) -> None:
+        now = self._clock()
+        for change in changes:
+            if change.window is None:
+                self._add(change.key, change.amount, change.ttl_seconds)
+                continue
+            window = self._windows.get(change.key)
+            if window is not None and window.id == change.window and window.ends > now:
+                window.used += change.amount
 
     async def keys(self, prefix: str) -> list[str]:
         return [key for key in list(self._values) if key.startswith(prefix) and self._live(key)]
@@ -135,6 +210,7 @@ class MemoryStore:
 
     async def close(self) -> None:
         self._values.clear()
+        self._windows.clear()
 
 
 def _number(value: bytes | float) -> float:

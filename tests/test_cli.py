@@ -193,6 +193,7 @@ def test_check_valid_config_describes_it(tmp_path):
         f"configuration {config} is valid",
         "listen: 127.0.0.1:9099 (reverse mode)",
         "plugins: openai_api, router, access_log, mock, openai",
+        "state: memory",
         "backends:",
         "  m: provider=mock model=(client's model) url=(provider default)",
         "  up: provider=openai model=gpt-x url=http://127.0.0.1:1/v1",

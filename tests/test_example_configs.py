@@ -46,3 +46,19 @@ def test_an_unquoted_429_is_a_trigger(tmp_path):
     )
     config, source = load_config(path, {})
     assert build_gateway(config, source).routes[0].config.failover.retry_on == ["5xx", "429"]
+
+
+def test_the_readme_platform_example_is_the_shipped_one_and_check_accepts_it():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- platform-config -->")[1].split("<!-- /platform-config -->")[0]
+    shipped = (root / "config" / "platform.yaml").read_text()
+    assert block.strip().removeprefix("```yaml").removesuffix("```").strip() == shipped.strip()
+    done = subprocess.run([sys.executable, "-m", "modelway.cli", "check", "-c",
+                           str(root / "config" / "platform.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "state: redis" in done.stdout and "keys, limits, budgets" in done.stdout

@@ -16,7 +16,8 @@ from tests.harness import run_gateway, write_config
 
 AT_BUILD = ["modelway_providers", "modelway_policies", "modelway_ingress_apis",
             "modelway_local_endpoints", "modelway_configure"]
-PER_REQUEST = ["modelway_request_received", "modelway_plan", "modelway_upstream_request",
+PER_REQUEST = ["modelway_authenticate", "modelway_request_received", "modelway_admit",
+               "modelway_plan", "modelway_admit", "modelway_upstream_request",
                "modelway_attempt_result", "modelway_request_done"]
 
 
@@ -34,8 +35,11 @@ class Recorder:
         return [name for name, _ in self.calls]
 
     def detail(self, name: str) -> Any:
-        (found,) = [detail for hook, detail in self.calls if hook == name]
+        (found,) = self.details(name)
         return found
+
+    def details(self, name: str) -> list[Any]:
+        return [detail for hook, detail in self.calls if hook == name]
 
     @hookimpl(wrapper=True)
     def modelway_providers(self):
@@ -60,6 +64,16 @@ class Recorder:
     @hookimpl(wrapper=True)
     def modelway_request_received(self, ctx):
         self._note("modelway_request_received", (ctx.route.name, ctx.model))
+        return (yield)
+
+    @hookimpl(wrapper=True)
+    def modelway_authenticate(self, ctx):
+        self._note("modelway_authenticate", ctx.path)
+        return (yield)
+
+    @hookimpl(wrapper=True)
+    def modelway_admit(self, ctx, attempt):
+        self._note("modelway_admit", attempt.backend.name if attempt else None)
         return (yield)
 
     @hookimpl(wrapper=True)
@@ -116,6 +130,7 @@ def test_recorder_wraps_every_hook():
              if name.startswith("modelway_")}
     assert specs == {name for name in dir(Recorder) if name.startswith("modelway_")}
     assert set(AT_BUILD + PER_REQUEST) | {"modelway_startup", "modelway_shutdown"} == specs
+    assert len(PER_REQUEST) == len(set(PER_REQUEST)) + 1  # admit: the request, the attempt
 
 
 def test_hook_sequence_of_one_request(tmp_path, upstream):
@@ -129,6 +144,8 @@ def test_hook_sequence_of_one_request(tmp_path, upstream):
     assert before_request == [*AT_BUILD, "modelway_startup"]
     assert recorder.names == [*AT_BUILD, "modelway_startup", *PER_REQUEST, "modelway_shutdown"]
     assert recorder.detail("modelway_configure") == ["up"]
+    assert recorder.detail("modelway_authenticate") == "/v1/chat/completions"
+    assert recorder.details("modelway_admit") == [None, "up"]
     assert recorder.detail("modelway_request_received") == ("chat", "gpt-test")
     assert recorder.detail("modelway_plan") == ["up"]
     url = upstream.url + "/chat/completions"

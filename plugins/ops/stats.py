@@ -105,6 +105,7 @@ class Bucket:
         self.streams = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.cost_usd = 0.0
         self.statuses: Counter[str] = Counter()
         self.latency = Series(size, rng)
         self.ttft = Series(size, rng)
@@ -116,6 +117,7 @@ class Bucket:
         self.statuses[str(record.get("status"))] += 1
         self.prompt_tokens += int(_number(record, "prompt_tokens") or 0)
         self.completion_tokens += int(_number(record, "completion_tokens") or 0)
+        self.cost_usd += _number(record, "cost_usd") or 0.0  # set by the `budgets` plugin
         latency = _number(record, "latency_ms")
         if latency is not None:
             self.latency.add(latency)
@@ -134,6 +136,7 @@ class Bucket:
             "ttft_ms": self.ttft.summary(),
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "cost_usd": round(self.cost_usd, 6),
         }
 
 

@@ -1,0 +1,145 @@
+"""The state stores, each against the same contract: the in-process store, its SQLite file,
+and Redis (a real redis-server); outages are quick errors, never hangs, and they end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from modelway.config import StateSettings
+from modelway.state import Ask, Change, MemoryStore, StateUnavailable
+from modelway.statesqlite import SQLiteStore
+from modelway.statestore import GuardedStore, guarded
+from tests.redis_server import redis_server  # noqa: F401
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "memory":
+        yield MemoryStore()
+    elif request.param == "sqlite":
+        yield SQLiteStore(tmp_path)
+    else:
+        server = request.getfixturevalue("redis_server")
+        from modelway.stateredis import RedisStore
+
+        yield RedisStore(server.url, prefix=f"t{time.monotonic_ns()}:")
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_values_counters_and_listing(store):
+    async def scenario():
+        await store.set("responses:a", b"one")
+        await store.set("responses:b", b"two", ttl_seconds=0.05)
+        assert await store.get("responses:a") == b"one"
+        assert await store.add("spend:x", 1.5) == 1.5
+        assert await store.add("spend:x", 2) == 3.5
+        assert sorted(await store.keys("responses:")) == ["responses:a", "responses:b"]
+        await asyncio.sleep(0.1)
+        assert await store.get("responses:b") is None
+        assert await store.delete("responses:a") is True
+        assert await store.delete("responses:a") is False
+        assert await store.ping()
+        await store.close()
+
+    run(scenario())
+
+
+def test_reserve_all_is_all_or_nothing_and_settles_its_window(store):
+    async def scenario():
+        first = await store.reserve_all([Ask("r", 6, 10, 60), Ask("t", 1, 2, 60)])
+        assert [r.granted for r in first] == [True, True]
+        assert first[0].used == 6 and first[0].remaining == 4
+        assert 59 <= first[0].reset_seconds <= 60
+        refused = await store.reserve_all([Ask("r", 5, 10, 60), Ask("t", 1, 2, 60)])
+        assert [r.granted for r in refused] == [False, True]
+        again = await store.reserve_all([Ask("r", 4, 10, 60), Ask("t", 1, 2, 60)])
+        assert [r.used for r in again] == [10, 2]  # nothing was taken by the refusal
+        await store.settle([Change("r", -7, first[0].window)])
+        after = await store.reserve("r", 0, 10, 60)
+        assert after.used == 3
+        await store.settle([Change("r", 100, "another-window")])  # an ended window: ignored
+        assert (await store.reserve("r", 0, 10, 60)).used == 3
+        await store.close()
+
+    run(scenario())
+
+
+def test_a_window_ends_and_a_new_one_starts(store):
+    async def scenario():
+        old = await store.reserve("w", 5, 5, 0.05)
+        assert old.granted and not (await store.reserve("w", 1, 5, 0.05)).granted
+        await asyncio.sleep(0.1)
+        new = await store.reserve("w", 1, 5, 0.05)
+        assert new.granted and new.used == 1 and new.window != old.window
+        await store.settle([Change("w", -5, old.window)])  # the old window: no effect
+        assert (await store.reserve("w", 0, 5, 0.05)).used == 1
+        await store.close()
+
+    run(scenario())
+
+
+def test_sqlite_keeps_values_and_counters_across_a_restart(tmp_path):
+    async def first():
+        store = SQLiteStore(tmp_path)
+        await store.set("keys:h:abc", b"record")
+        await store.add("spend:day", 0.25)
+        await store.reserve("limits:k", 3, 10, 60)
+        await store.close()
+
+    async def second():
+        store = SQLiteStore(tmp_path)
+        assert await store.get("keys:h:abc") == b"record"
+        assert await store.add("spend:day", 0.25) == 0.5
+        assert (await store.reserve("limits:k", 0, 10, 60)).used == 0  # windows are not kept
+        await store.close()
+
+    run(first())
+    run(second())
+
+
+def test_redis_down_is_a_quick_error_then_recovers(redis_server):  # noqa: F811
+    settings = StateSettings(store="redis", url=redis_server.url, retry_seconds=0.2)
+
+    async def scenario():
+        store = guarded(settings)
+        await store.set("k", b"v")
+        redis_server.stop()
+        started = time.monotonic()
+        with pytest.raises(StateUnavailable):
+            await store.get("k")
+        with pytest.raises(StateUnavailable):  # fails fast during the pause
+            await store.reserve_all([Ask("x", 1, 5, 60)])
+        assert time.monotonic() - started < 2
+        assert await store.ping() is False
+        redis_server.start()
+        await asyncio.sleep(0.3)
+        assert await store.ping() is True
+        assert await store.get("k") is None  # a fresh redis-server (no persistence)
+        await store.close()
+
+    run(scenario())
+
+
+def test_redis_unreachable_at_start_is_unavailable_not_a_hang(tmp_path):
+    pytest.importorskip("redis")
+    settings = StateSettings(store="redis", url=f"unix://{tmp_path}/none.sock")
+
+    async def scenario():
+        store = guarded(settings)
+        assert isinstance(store, GuardedStore)
+        with pytest.raises(StateUnavailable):
+            await store.get("k")
+        await store.close()
+
+    run(scenario())
+
+
+def test_redis_needs_a_url():
+    with pytest.raises(ValueError, match="needs a url"):
+        StateSettings(store="redis")
