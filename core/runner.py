@@ -52,8 +52,22 @@ def gateway_addons() -> list[Any]:
         proxyserver.Proxyserver(),
         next_layer.NextLayer(),
         tlsconfig.TlsConfig(),
-        errorcheck.ErrorCheck(),
+        startup_error_check(),
     ]
+
+
+def _own_record(record: logging.LogRecord) -> bool:
+    return record.name.startswith(("mitmproxy", "modelway"))
+
+
+def startup_error_check() -> errorcheck.ErrorCheck:
+    """mitmproxy's start-up check (an error logged while starting aborts the start), counting
+    only mitmproxy's and modelway's own loggers. Its handler sits on the root logger and sees
+    every thread: an unrelated library's error (asyncio reporting a session that someone
+    else left unclosed, say) must not stop the gateway. A port in use is still fatal."""
+    check = errorcheck.ErrorCheck()
+    check.logger.addFilter(_own_record)
+    return check
 
 
 def ca_directory(gateway: Gateway) -> Path:
@@ -121,6 +135,9 @@ class GatewayServer:
         self.engine = Engine(gateway)
         self.master: Master | None = None
         self._stopping = False
+        self._retired: list[Gateway] = []
+        """Configurations replaced by a reload; each is shut down after its grace period, or
+        when the gateway stops, whichever comes first."""
 
     def _configure(self, master: Master) -> None:
         body_limit = max(4 * self.gateway.config.gateway.max_body_bytes, 2**26)
@@ -176,6 +193,8 @@ class GatewayServer:
         dropped. Listen address and mode changes need a restart.
         """
         gateway = load_gateway(self.config_path, self.extra_plugins, self.engine.shared)
+        self._retired = [g for g in self._retired if not g.hooks.shut_down]
+        self._retired.append(self.gateway)
         self.gateway = gateway
         await self.engine.adopt(gateway)
 
@@ -217,4 +236,16 @@ class GatewayServer:
         if not await self.engine.drain(grace):
             logger.warning("grace period over with %d request(s) in flight", self.engine.inflight)
             await self.engine.cut_streams()
+        await self._shut_down_retired()
         self.master.shutdown()
+
+    async def _shut_down_retired(self) -> None:
+        """Release what replaced configurations hold (guards' sessions, log files, token
+        refreshers): their retirement timers may not have fired yet, and would not now."""
+        for old in self._retired:
+            if old.hooks.shut_down:
+                continue  # its retirement timer came first
+            old.hooks.shutdown(old)
+            for backend in old.backends.values():
+                await backend.provider.shutdown()
+        self._retired.clear()
