@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.upstreams import UpstreamServer
+from modelway.testing.upstreams import UpstreamServer
 
 os.environ.setdefault("OPENAI_API_KEY", "")
 

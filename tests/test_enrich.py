@@ -30,9 +30,9 @@ from modelway.plugins.policies.enrich import (
     render,
 )
 from modelway.runtime import load_gateway
-from tests.anthropic_wire_fixtures import AnthropicUpstream
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import UpstreamServer
+from modelway.testing.fake_anthropic import AnthropicMessages
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import UpstreamServer
 
 CLIENT_KEY = "sk-client-enrich-5c2e"
 BACKEND_KEY = "sk-backend-enrich-91d0"
@@ -91,8 +91,8 @@ def openai_up() -> Iterator[UpstreamServer]:
 
 
 @pytest.fixture(scope="module")
-def messages_api() -> Iterator[tuple[UpstreamServer, AnthropicUpstream]]:
-    behavior = AnthropicUpstream(KNOWN_FIELDS, api_key=ANTHROPIC_KEY)
+def messages_api() -> Iterator[tuple[UpstreamServer, AnthropicMessages]]:
+    behavior = AnthropicMessages(KNOWN_FIELDS, api_key=ANTHROPIC_KEY)
     with UpstreamServer(behavior) as server:
         yield server, behavior
 
@@ -115,7 +115,7 @@ def route(name: str, model: str, backend: str, enrich: dict[str, Any]) -> dict[s
 def gateway(
     tmp_path_factory: pytest.TempPathFactory,
     openai_up: UpstreamServer,
-    messages_api: tuple[UpstreamServer, AnthropicUpstream],
+    messages_api: tuple[UpstreamServer, AnthropicMessages],
     log_path: Path,
 ) -> Iterator[RunningGateway]:
     anthropic_base = f"http://127.0.0.1:{messages_api[0].port}"
@@ -156,7 +156,7 @@ def gpt(openai_up: UpstreamServer) -> UpstreamServer:
 
 @pytest.fixture
 def claude(
-    messages_api: tuple[UpstreamServer, AnthropicUpstream],
+    messages_api: tuple[UpstreamServer, AnthropicMessages],
 ) -> Iterator[UpstreamServer]:
     server, behavior = messages_api
     server.received.clear()
@@ -167,12 +167,16 @@ def claude(
 
 @pytest.fixture
 def client(gateway: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    return gateway.closing(
+        openai.OpenAI(base_url=gateway.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    )
 
 
 @pytest.fixture
 def anthropic_client(gateway: RunningGateway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    return gateway.closing(
+        anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    )
 
 
 def utc_dates(before: dt.datetime) -> set[str]:

@@ -19,7 +19,7 @@ import pytest
 from modelway.errors import ConfigError
 from modelway.pluginmanager import PluginSource, available_plugins
 from modelway.runtime import load_gateway
-from tests.harness import run_gateway, write_config
+from modelway.testing.gateway import run_gateway, write_config
 
 INSTALL_HINT = (
     "the example plugin distribution is not installed; run "
@@ -135,7 +135,7 @@ def test_called_on_proxied_requests(tmp_path, upstream):
     log = tmp_path / "access.log"
     config = hello_config(tmp_path, upstream.url, "{header_value: abc}", access_log=log)
     with run_gateway(config) as gw:
-        client = openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0)
+        client = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0))
         answer = client.chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "hi"}])
         stream = client.chat.completions.create(
@@ -165,7 +165,7 @@ def test_not_called_when_not_enabled(tmp_path, upstream):
           - {{match: {{model: "gpt-*"}}, backend: up}}
     """)
     with run_gateway(config) as gw:
-        client = openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0)
+        client = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0))
         client.chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "hi"}])
     assert "x-hello" not in upstream.last.headers

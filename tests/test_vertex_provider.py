@@ -38,9 +38,10 @@ from modelway.plugins.providers.vertex import (
     default_base_url,
 )
 from modelway.runtime import load_gateway
-from tests.gemini_upstream import flatten, gemini_behavior, google_error, reassemble
-from tests.harness import run_gateway, write_config
-from tests.upstreams import Behavior, Received, Reply, UpstreamServer
+from modelway.testing.fake_gemini import gemini_behavior, google_error
+from modelway.testing.gateway import run_gateway, write_config
+from modelway.testing.upstreams import Behavior, Received, Reply, UpstreamServer
+from tests.openai_answers import flatten, reassemble
 
 PROJECT = "proj-1"
 LOCATION = "europe-west4"
@@ -455,7 +456,10 @@ def static_gateway(tmp_path, vertex_upstream):
 
 
 def client_for(gw) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0)
+    return gw.resource(
+        "openai",
+        lambda: openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0),
+    )
 
 
 def stream(client: openai.OpenAI, **kwargs: Any) -> list[Any]:

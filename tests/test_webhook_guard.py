@@ -1,8 +1,9 @@
 """The webhook guard end to end: the openai SDK (and raw HTTP) through a real gateway.
 
-A real gateway (tests.harness.run_gateway) sits in front of a real OpenAI-shaped upstream and a
-real guard service (both tests.upstreams servers on 127.0.0.1); the tests check what the client
-got, what the guard service and the upstream received, and the access log's guard decisions.
+A real gateway (the test kit's `run_gateway`) sits in front of a real OpenAI-shaped upstream
+and a real guard service (both the kit's `UpstreamServer`s on 127.0.0.1); the tests check what
+the client got, what the guard service and the upstream received, and the access log's guard
+decisions.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import openai
 import pytest
 import yaml
 
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer, closed_port
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 
 CLIENT_KEY = "sk-client-webhook-5e1"
 BACKEND_KEY = "sk-backend-webhook-9a2"
@@ -28,7 +29,7 @@ MESSAGES = [
     {"role": "system", "content": "you are terse"},
     {"role": "user", "content": "hello world"},
 ]
-UPSTREAM_TEXT = "echo: hello world"  # what tests.upstreams.openai_behavior answers to MESSAGES
+UPSTREAM_TEXT = "echo: hello world"  # what fake_openai.openai_behavior answers to MESSAGES
 
 Answer = dict[str, Any] | Reply | Callable[[dict[str, Any]], Any]
 
@@ -92,7 +93,10 @@ def gateway(
 
 
 def client_for(gw: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    return gw.resource(
+        "openai",
+        lambda: openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30),
+    )
 
 
 def chat(gw: RunningGateway, model: str = "gpt-4o", messages: Any = MESSAGES) -> str | None:
@@ -299,8 +303,10 @@ def test_unusable_answers_let_the_request_through_when_failing_open(
     assert guards_logged(tmp_path) == expected
 
 
-def test_unreachable_service_fails_closed(tmp_path: Path, upstream: UpstreamServer) -> None:
-    policy = webhook_policy(f"http://127.0.0.1:{closed_port()}/check")
+def test_unreachable_service_fails_closed(
+    tmp_path: Path, upstream: UpstreamServer, closed_port: int
+) -> None:
+    policy = webhook_policy(f"http://127.0.0.1:{closed_port}/check")
     with gateway(tmp_path, upstream, policy) as gw:
         error = chat_error(gw)
     assert (error.status_code, error.code) == (503, "guard_unavailable")
