@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from modelway.runtime import load_gateway
 from modelway.testing.fake_anthropic import AnthropicMessages
 from modelway.testing.gateway import RunningGateway, run_gateway, write_config
 from modelway.testing.upstreams import UpstreamServer
+from modelway.testing.wait import wait_until
 
 CLIENT_KEY = "sk-client-enrich-5c2e"
 BACKEND_KEY = "sk-backend-enrich-91d0"
@@ -193,14 +193,12 @@ def rendered_date(text: str, allowed: set[str]) -> str:
 
 def log_record(path: Path, request_id: str) -> dict[str, Any]:
     """The access-log record of `request_id`, waiting for the gateway to write it."""
-    for _ in range(200):
-        if path.exists():
-            for line in path.read_text().splitlines():
-                record = json.loads(line)
-                if record["request_id"] == request_id:
-                    return record
-        time.sleep(0.05)
-    raise AssertionError(f"no access-log record for {request_id}")
+
+    def find() -> dict[str, Any] | None:
+        lines = path.read_text().splitlines() if path.exists() else []
+        return next((r for r in map(json.loads, lines) if r["request_id"] == request_id), None)
+
+    return wait_until(find, what=f"the access-log record of {request_id}")
 
 
 def stream_text(chunks: list[Any]) -> str:

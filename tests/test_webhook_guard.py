@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,14 +36,15 @@ Answer = dict[str, Any] | Reply | Callable[[dict[str, Any]], Any]
 # ------------------------------------------------------------------------- helpers
 
 
-def guard_service(answer: Answer, delay: float = 0.0) -> Callable[[Received], Reply]:
-    """A guard service behavior: a fixed JSON answer, a Reply, or a function of the payload."""
+def guard_service(answer: Answer, stall: float = 0.0) -> Callable[[Received], Reply]:
+    """A guard service behavior: a fixed JSON answer, a Reply, or a function of the payload;
+    sent after `stall` seconds (cut short when the server stops)."""
 
     def behave(received: Received) -> Reply:
-        if delay:
-            time.sleep(delay)
         value = answer(received.json) if callable(answer) else answer
-        return value if isinstance(value, Reply) else Reply(body=json.dumps(value).encode())
+        reply = value if isinstance(value, Reply) else Reply(body=json.dumps(value).encode())
+        reply.stall = stall
+        return reply
 
     return behave
 
@@ -243,7 +243,7 @@ def test_reject_answers_in_the_openai_error_shape_and_sends_nothing_upstream(
 def test_timeout_fails_open_when_on_error_is_allow(
     tmp_path: Path, upstream: UpstreamServer, hook: UpstreamServer
 ) -> None:
-    hook.behavior = guard_service({"action": "reject"}, delay=1.5)
+    hook.behavior = guard_service({"action": "reject"}, stall=60)
     policy = webhook_policy(hook, timeout_seconds=0.2, on_error="allow")
     with gateway(tmp_path, upstream, policy) as gw:
         assert chat(gw) == UPSTREAM_TEXT
@@ -255,7 +255,7 @@ def test_timeout_fails_open_when_on_error_is_allow(
 def test_timeout_fails_closed_with_a_gateway_error(
     tmp_path: Path, upstream: UpstreamServer, hook: UpstreamServer
 ) -> None:
-    hook.behavior = guard_service({"action": "pass"}, delay=1.5)
+    hook.behavior = guard_service({"action": "pass"}, stall=60)
     policy = webhook_policy(hook, timeout_seconds=0.2, on_error="deny")
     with gateway(tmp_path, upstream, policy) as gw:
         error = chat_error(gw)
