@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 
 import yaml
+from mitmproxy import certs
 
 from modelway.runner import GatewayServer
 from modelway.runtime import Gateway, load_gateway
 from modelway.testing.leaks import SessionTracker
+from modelway.testing.wait import wait_until
 
 Config = Mapping[str, Any] | str | Path
 """A configuration: a dict, YAML text, or the path of a YAML file."""
@@ -145,6 +147,35 @@ def config_text(config: Config) -> str:
     return yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False)
 
 
+_ca_stores: dict[tuple[Any, ...], certs.CertStore] = {}
+
+
+def _share_ca_stores() -> None:
+    """Load each CA once per test process: mitmproxy reads and validates the CA's RSA key at
+    every start (about 55 ms, most of a test gateway's start-up). A changed CA file (another
+    size or modification time) is read again."""
+    original = certs.CertStore.from_store
+    if getattr(original, "_modelway_shared", False):
+        return
+
+    def from_store(
+        path: Path | str, basename: str, key_size: int, passphrase: bytes | None = None
+    ) -> certs.CertStore:
+        ca_file = Path(path) / f"{basename}-ca.pem"
+        stat = ca_file.stat() if ca_file.exists() else None
+        version = stat and (stat.st_size, stat.st_mtime_ns)
+        key = (str(ca_file.resolve()), key_size, passphrase, version)
+        if stat is None or key not in _ca_stores:
+            store = original(path, basename, key_size, passphrase)
+            if stat is None:
+                return store
+            _ca_stores[key] = store
+        return _ca_stores[key]
+
+    from_store._modelway_shared = True  # type: ignore[attr-defined]
+    certs.CertStore.from_store = from_store  # type: ignore[method-assign]
+
+
 class _StartupLog(logging.Handler):
     """Keeps the ERROR records of mitmproxy's and modelway's loggers while a gateway starts."""
 
@@ -165,13 +196,16 @@ def run_gateway(
     mode: str | None = None,
     directory: Path | None = None,
     prepare: Callable[[Gateway], None] | None = None,
+    port: int = 0,
 ) -> Iterator[RunningGateway]:
-    """Start a gateway on an ephemeral port of 127.0.0.1; stop it gracefully on exit.
+    """Start a gateway on an ephemeral port of 127.0.0.1 (or `port`); stop it gracefully on
+    exit.
 
     A dict or YAML text is written to `directory` (a temporary one by default) so that
     reloads work. `prepare` sees the loaded Gateway before it starts (to inject a clock, a
     seeded RNG, a fake sleep into a provider).
     """
+    _share_ca_stores()
     with ExitStack() as stack:
         path = _config_file(stack, config, directory)
         plugins = tuple(extra_plugins)
@@ -181,7 +215,7 @@ def run_gateway(
         server = GatewayServer(
             gateway,
             host="127.0.0.1",
-            port=0,
+            port=port,
             mode=mode,
             config_path=str(path),
             extra_plugins=plugins,
@@ -231,12 +265,20 @@ def _started(
         finally:
             ready.set()
 
+    def checked() -> bool:
+        """mitmproxy's start-up error check, which follows the ready announcement, is done."""
+        if failure or not thread.is_alive():
+            return True
+        check = server.master.addons.get("errorcheck") if server.master else None
+        return check is None or check.logger not in logging.getLogger().handlers
+
     log = _StartupLog()
     logging.getLogger().addHandler(log)
     thread = threading.Thread(target=main, name="modelway-gateway", daemon=True)
     try:
         thread.start()
         started = ready.wait(START_TIMEOUT) and bool(found)
+        started = started and wait_until(checked, timeout=START_TIMEOUT) and not failure
     finally:
         logging.getLogger().removeHandler(log)
     if not started:
