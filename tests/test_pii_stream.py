@@ -8,6 +8,7 @@ gateway-level tests are in test_pii_guard.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 from typing import Any
@@ -101,7 +102,9 @@ def step_for(spec: EngineSpec):
     return step
 
 
+@functools.cache
 def whole(spec: EngineSpec, text: str) -> str:
+    """`text` masked in one piece (cached: the boundary tests stream one text many ways)."""
     return mask_text(text, analyze_texts(spec, [text])[0])[0]
 
 
