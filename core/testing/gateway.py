@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import http.client
 import json
 import logging
 import tempfile
 import textwrap
 import threading
+import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import yaml
 from mitmproxy import certs
+from mitmproxy import ctx as mitmproxy_ctx
 
 from modelway.runner import GatewayServer
 from modelway.runtime import Gateway, load_gateway
@@ -245,6 +248,28 @@ def _config_file(stack: ExitStack, config: Config, directory: Path | None) -> Pa
     return write_config(directory, config_text(config))
 
 
+def _release_aborted(server: GatewayServer) -> None:
+    """What a start aborted after listening leaves behind: mitmproxy's logging handlers on the
+    root logger and its module-global `ctx.master`, which keep the master, and with it a
+    listening socket whose event loop is gone. Collected here, not during a later test."""
+    master, server.master = server.master, None
+    if master is None:
+        return
+    check = master.addons.get("errorcheck")
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # its log-event bridge holds the master
+        if handler is getattr(check, "logger", None) or getattr(handler, "master", 0) is master:
+            root.removeHandler(handler)
+    if getattr(mitmproxy_ctx, "master", None) is master:
+        for name in ("master", "options", "log"):
+            if hasattr(mitmproxy_ctx, name):
+                delattr(mitmproxy_ctx, name)
+    del master, check
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
 @contextmanager
 def _started(
     server: GatewayServer,
@@ -284,6 +309,8 @@ def _started(
     if not started:
         thread.join(STOP_TIMEOUT)
         reason = "; ".join(log.lines) or repr(failure[0] if failure else "no answer")
+        failure.clear()  # its traceback holds the aborted master
+        _release_aborted(server)
         raise GatewayStartError(f"the gateway did not start: {reason}")
     loop, port = found[0]
     try:
