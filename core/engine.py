@@ -86,7 +86,7 @@ class Engine:
             self._watcher.cancel()
         for task in list(self._retiring):
             task.cancel()
-        await _stop(self.gateway)
+        await stop_gateway(self.gateway)
         await self.relay.stop()
         await self.transport.close()
         await close_store(self.services)
@@ -106,7 +106,7 @@ class Engine:
     @staticmethod
     async def _retire(old: Gateway) -> None:
         await asyncio.sleep(old.config.gateway.shutdown_grace_seconds)
-        await _stop(old)
+        await stop_gateway(old)
 
     async def drain(self, grace_seconds: float) -> bool:
         """Wait until no request is in flight, at most `grace_seconds`; True if drained."""
@@ -192,7 +192,7 @@ class Engine:
         ctx.timings.end = time.monotonic()
         if flow.response is not None and ctx.status is None:
             ctx.status = flow.response.status_code
-        if flow.error is not None and ctx.error is None:
+        if flow.error is not None and ctx.error is None and not ctx.answered:
             ctx.error = GatewayError(499, flow.error.msg, "client_error", "connection_closed")
             ctx.status = ctx.status or 499
         if flow.metadata.get(RELAYED) and flow.error is not None:
@@ -265,7 +265,10 @@ async def _start(gateway: Gateway, hooks: bool = True) -> None:
         gateway.hooks.startup(gateway)
 
 
-async def _stop(gateway: Gateway) -> None:
+async def stop_gateway(gateway: Gateway) -> None:
+    """Shut one configuration down: hooks, policies, providers; once only."""
+    if gateway.hooks.shut_down:
+        return
     gateway.hooks.shutdown(gateway)
     for policy in gateway.policies():
         with contextlib.suppress(Exception):

@@ -21,6 +21,7 @@ class Hooks:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self._hook = pm.hook
+        self._shut_down = False
 
     def providers(self) -> dict[str, ProviderSpec]:
         return _unique("provider", self._collect("modelway_providers"))
@@ -52,7 +53,17 @@ class Hooks:
     def startup(self, gateway: Gateway) -> None:
         self._hook.modelway_startup(gateway=gateway)
 
+    @property
+    def shut_down(self) -> bool:
+        """Whether `modelway_shutdown` has fired for this configuration."""
+        return self._shut_down
+
     def shutdown(self, gateway: Gateway) -> None:
+        """Fires once per configuration: a retired one may be shut down both by the gateway's
+        stop and by its retirement timer, whichever comes first."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self._hook.modelway_shutdown(gateway=gateway)
 
     def request_received(self, ctx: RequestContext) -> None:

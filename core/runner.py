@@ -29,7 +29,7 @@ from mitmproxy.addons import (
 from mitmproxy.master import Master
 
 from modelway.addons.gateway import ModelwayAddon
-from modelway.engine import Engine
+from modelway.engine import Engine, stop_gateway
 from modelway.errors import ConfigError
 from modelway.runtime import Gateway, load_gateway
 from modelway.services import ReloadService
@@ -54,8 +54,22 @@ def gateway_addons() -> list[Any]:
         proxyserver.Proxyserver(),
         next_layer.NextLayer(),
         tlsconfig.TlsConfig(),
-        errorcheck.ErrorCheck(),
+        startup_error_check(),
     ]
+
+
+def _own_record(record: logging.LogRecord) -> bool:
+    return record.name.startswith(("mitmproxy", "modelway"))
+
+
+def startup_error_check() -> errorcheck.ErrorCheck:
+    """mitmproxy's start-up check (an error logged while starting aborts the start), counting
+    only mitmproxy's and modelway's own loggers. Its handler sits on the root logger and sees
+    every thread: an unrelated library's error (asyncio reporting a session that someone
+    else left unclosed, say) must not stop the gateway. A port in use is still fatal."""
+    check = errorcheck.ErrorCheck()
+    check.logger.addFilter(_own_record)
+    return check
 
 
 def ca_directory(gateway: Gateway) -> Path:
@@ -130,6 +144,9 @@ class GatewayServer:
         self.engine = Engine(gateway)
         self.master: Master | None = None
         self._stopping = False
+        self._retired: list[Gateway] = []
+        """Configurations replaced by a reload; each is shut down after its grace period, or
+        when the gateway stops, whichever comes first."""
 
     def _configure(self, master: Master) -> None:
         body_limit = max(4 * self.gateway.config.gateway.max_body_bytes, 2**26)
@@ -186,6 +203,8 @@ class GatewayServer:
         dropped. Listen address and mode changes need a restart.
         """
         gateway = load_gateway(self.config_path, self.extra_plugins, self.engine.services)
+        self._retired = [g for g in self._retired if not g.hooks.shut_down]
+        self._retired.append(self.gateway)
         self.gateway = gateway
         await self.engine.adopt(gateway)
 
@@ -227,4 +246,12 @@ class GatewayServer:
         if not await self.engine.drain(grace):
             logger.warning("grace period over with %d request(s) in flight", self.engine.inflight)
             await self.engine.cut_streams()
+        await self._shut_down_retired()
         self.master.shutdown()
+
+    async def _shut_down_retired(self) -> None:
+        """Release what replaced configurations hold (guards' sessions, log files, token
+        refreshers): their retirement timers may not have fired yet, and would not now."""
+        for old in self._retired:
+            await stop_gateway(old)  # a no-op when its retirement timer came first
+        self._retired.clear()

@@ -143,6 +143,7 @@ class StreamBody:
             await write(out)
         if source.error is not None:
             raise source.error
+        self.ctx.answered = True
 
     def _first_byte(self) -> None:
         if self.ctx.timings.first_byte is None:

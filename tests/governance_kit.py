@@ -23,7 +23,8 @@ def _request(url: str, method: str, body: Any, headers: dict[str, str]) -> tuple
         with urllib.request.urlopen(request, timeout=30) as response:
             status, head, raw = response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
-        status, head, raw = exc.code, dict(exc.headers), exc.read()
+        with exc:
+            status, head, raw = exc.code, dict(exc.headers), exc.read()
     head = {k.lower(): v for k, v in head.items()}
     try:
         return status, head, json.loads(raw)
@@ -67,3 +68,8 @@ def error_code(api: str, body: Any) -> tuple[str | None, str | None]:
     error = body["error"]
     reasons = [d.get("reason") for d in error.get("details", [])]
     return error["status"], (reasons[0].lower() if reasons else None)
+
+
+def ask_path(base: str, path: str) -> tuple[int, dict, Any]:
+    """A plain GET of one of the gateway's own paths (`/readyz`)."""
+    return _request(base + path, "GET", None, {})

@@ -22,8 +22,9 @@ from modelway.canonical import CanonicalRequest, Operation
 from modelway.context import ClientInfo, RequestContext
 from modelway.plugins.traffic import router
 from modelway.runtime import Gateway, load_gateway
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer, openai_completion, openai_stream_chunks
+from modelway.testing.fake_openai import openai_completion, openai_stream_chunks
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 
 USERS = 10_000
 TOLERANCE = 0.02  # two percentage points
@@ -259,7 +260,10 @@ def ab_gateway(tmp_path: Path) -> Iterator[tuple[RunningGateway, dict[str, Upstr
 
 
 def client(gw: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0, timeout=30)
+    return gw.resource(
+        "openai",
+        lambda: openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0, timeout=30),
+    )
 
 
 def ask(gw: RunningGateway, headers: dict[str, str], stream: bool = False) -> tuple[str, str]:

@@ -2,9 +2,9 @@
 
 Unit tests feed the pure translators (plugins/ingress/anthropic) with request, answer
 and stream shapes taken from Anthropic's and OpenAI's API references. Integration tests run
-the official `anthropic` SDK against a real gateway (tests.harness) in front of a real
-OpenAI-speaking upstream (tests.upstreams) and the in-process mock provider, and compare what
-the SDK received with what the upstream produced and what it was sent.
+the official `anthropic` SDK against a real gateway (the test kit's `run_gateway`) in front of
+a real OpenAI-speaking upstream (its `UpstreamServer`) and the in-process mock provider, and
+compare what the SDK received with what the upstream produced and what it was sent.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from modelway.plugins.ingress.anthropic.response import to_anthropic_message
 from modelway.plugins.ingress.anthropic.schema import error_path, validate_request
 from modelway.plugins.ingress.anthropic.stream import AnthropicStreamEncoder, StreamTranslator
 from modelway.sse import SSEDecoder
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 
 CLIENT_KEY = "sk-ant-client-5d21c0"
 BACKEND_KEY = "sk-backend-9f03aa"
@@ -950,7 +950,9 @@ def up(upstream_server: UpstreamServer) -> UpstreamServer:
 
 @pytest.fixture
 def client(gateway: RunningGateway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, max_retries=0)
+    return gateway.closing(
+        anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, max_retries=0)
+    )
 
 
 ASK = [{"role": "user", "content": "Tell me about foxes."}]
@@ -1207,12 +1209,18 @@ def test_wrong_method_is_an_anthropic_405(gateway):
 
 
 def test_key_as_x_api_key_or_bearer(gateway, up):
-    by_header = anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, max_retries=0)
-    by_bearer = anthropic.Anthropic(base_url=gateway.url, auth_token=CLIENT_KEY, max_retries=0)
+    by_header = gateway.closing(
+        anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, max_retries=0)
+    )
+    by_bearer = gateway.closing(
+        anthropic.Anthropic(base_url=gateway.url, auth_token=CLIENT_KEY, max_retries=0)
+    )
     for sdk in (by_header, by_bearer):
         answer = sdk.messages.create(model="claude-test", max_tokens=10, messages=ASK)
         assert answer.content[0].text == TEXT
-    wrong = anthropic.Anthropic(base_url=gateway.url, api_key="sk-wrong", max_retries=0)
+    wrong = gateway.closing(
+        anthropic.Anthropic(base_url=gateway.url, api_key="sk-wrong", max_retries=0)
+    )
     with pytest.raises(anthropic.AuthenticationError) as info:
         wrong.messages.create(model="claude-test", max_tokens=10, messages=ASK)
     assert info.value.body["error"]["type"] == "authentication_error"

@@ -29,6 +29,16 @@ from modelway.plugins.providers.anthropic import errors as wire_errors
 from modelway.plugins.providers.anthropic import request as wire_request
 from modelway.plugins.providers.anthropic import response as wire_response
 from modelway.plugins.providers.anthropic import stream as wire_stream
+from modelway.testing.fake_anthropic import (
+    AnthropicMessages,
+    answer_for,
+    error_reply,
+    sse,
+    stream_bytes,
+    stream_events,
+)
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Reply, UpstreamServer
 from tests.anthropic_wire_fixtures import (
     BASIC_STREAM,
     LATE_USAGE_STREAM,
@@ -38,15 +48,7 @@ from tests.anthropic_wire_fixtures import (
     TEXT_MESSAGE,
     TOOL_USE_MESSAGE,
     TOOL_USE_STREAM,
-    AnthropicUpstream,
-    answer_for,
-    error_reply,
-    sse,
-    stream_bytes,
-    stream_events,
 )
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Reply, UpstreamServer
 
 CREATED = 1_700_000_000
 GATEWAY_KEY = "sk-ant-gateway"
@@ -200,7 +202,7 @@ def test_translated_request_has_the_sdk_request_shape():
 
 
 def request_problems_of(body: dict[str, Any]) -> list[str]:
-    from tests.anthropic_wire_fixtures import request_problems
+    from modelway.testing.fake_anthropic import request_problems
 
     return request_problems(body, KNOWN_FIELDS)
 
@@ -834,11 +836,10 @@ def test_fake_upstream_answers_validate_against_the_sdk_types():
 
 
 def test_fake_upstream_with_the_official_anthropic_sdk():
-    behavior = AnthropicUpstream(KNOWN_FIELDS)
-    with UpstreamServer(behavior) as server:
-        client = anthropic.Anthropic(
-            base_url=f"http://127.0.0.1:{server.port}", api_key=GATEWAY_KEY, max_retries=0
-        )
+    behavior = AnthropicMessages(KNOWN_FIELDS)
+    with UpstreamServer(behavior) as server, anthropic.Anthropic(
+        base_url=f"http://127.0.0.1:{server.port}", api_key=GATEWAY_KEY, max_retries=0
+    ) as client:
         plain = client.messages.create(**_tool_body())
         with client.messages.stream(**_tool_body()) as stream:
             streamed = stream.get_final_message()
@@ -857,7 +858,7 @@ def test_fake_upstream_with_the_official_anthropic_sdk():
 
 
 def test_fake_upstream_rejects_what_the_api_rejects():
-    behavior = AnthropicUpstream(KNOWN_FIELDS)
+    behavior = AnthropicMessages(KNOWN_FIELDS)
     bad = [
         _echo_body(frequency_penalty=1),
         _echo_body(messages=[{"role": "assistant", "content": "x"}]),
@@ -887,8 +888,8 @@ def test_fake_upstream_rejects_what_the_api_rejects():
 
 
 @pytest.fixture(scope="module")
-def messages_api() -> Iterator[tuple[UpstreamServer, AnthropicUpstream]]:
-    behavior = AnthropicUpstream(KNOWN_FIELDS, api_key=GATEWAY_KEY)
+def messages_api() -> Iterator[tuple[UpstreamServer, AnthropicMessages]]:
+    behavior = AnthropicMessages(KNOWN_FIELDS, api_key=GATEWAY_KEY)
     with UpstreamServer(behavior) as server:
         yield server, behavior
 
@@ -896,7 +897,7 @@ def messages_api() -> Iterator[tuple[UpstreamServer, AnthropicUpstream]]:
 @pytest.fixture(scope="module")
 def gateway(
     tmp_path_factory: pytest.TempPathFactory,
-    messages_api: tuple[UpstreamServer, AnthropicUpstream],
+    messages_api: tuple[UpstreamServer, AnthropicMessages],
 ) -> Iterator[RunningGateway]:
     server, _ = messages_api
     base = f"http://127.0.0.1:{server.port}"
@@ -925,7 +926,7 @@ def gateway(
 
 
 @pytest.fixture
-def up(messages_api: tuple[UpstreamServer, AnthropicUpstream]) -> Iterator[AnthropicUpstream]:
+def up(messages_api: tuple[UpstreamServer, AnthropicMessages]) -> Iterator[AnthropicMessages]:
     server, behavior = messages_api
     server.received.clear()
     behavior.reply, behavior.problems = None, []
@@ -935,10 +936,12 @@ def up(messages_api: tuple[UpstreamServer, AnthropicUpstream]) -> Iterator[Anthr
 
 @pytest.fixture
 def client(gateway: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key="sk-client", max_retries=0)
+    return gateway.closing(
+        openai.OpenAI(base_url=gateway.base_url, api_key="sk-client", max_retries=0)
+    )
 
 
-def last_received(messages_api: tuple[UpstreamServer, AnthropicUpstream]) -> Any:
+def last_received(messages_api: tuple[UpstreamServer, AnthropicMessages]) -> Any:
     return messages_api[0].last
 
 
@@ -1118,10 +1121,14 @@ def test_upstream_auth_failure_is_502_without_the_key(client, up):
 
 
 def test_passthrough_uses_the_clients_key(gateway, up, messages_api):
-    ok = openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0)
+    ok = gateway.closing(
+        openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0)
+    )
     assert ok.chat.completions.create(model="claude-pass", messages=CHAT).choices[0].message.content
     assert last_received(messages_api).headers["x-api-key"] == GATEWAY_KEY
-    bad = openai.OpenAI(base_url=gateway.base_url, api_key="sk-nope", max_retries=0)
+    bad = gateway.closing(
+        openai.OpenAI(base_url=gateway.base_url, api_key="sk-nope", max_retries=0)
+    )
     with pytest.raises(openai.AuthenticationError) as caught:
         bad.chat.completions.create(model="claude-pass", messages=CHAT)
     assert caught.value.body["type"] == "authentication_error"

@@ -29,8 +29,8 @@ from modelway.plugins.providers.azure import (
     azure_url,
 )
 from modelway.runtime import load_gateway
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 
 API_VERSION = "2024-10-21"
 DEPLOYMENT = "gpt-4o-prod"
@@ -430,7 +430,7 @@ def azure(azure_env) -> Iterator[tuple[AzureUpstream, openai.OpenAI]]:
     upstream.problems.clear()
     yield (
         upstream,
-        openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30),
+        gw.closing(openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0)),
     )
     assert upstream.problems == []
 

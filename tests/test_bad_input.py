@@ -19,17 +19,9 @@ from typing import Any
 import openai
 import pytest
 
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import (
-    Behavior,
-    Received,
-    Reply,
-    UpstreamServer,
-    closed_port,
-    openai_behavior,
-    openai_completion,
-    openai_stream_chunks,
-)
+from modelway.testing.fake_openai import openai_behavior, openai_completion, openai_stream_chunks
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Behavior, Received, Reply, UpstreamServer
 
 MAX_BODY = 1000
 BACKEND_KEY = "sk-backend-SECRET-4f1c2b9e"
@@ -152,7 +144,12 @@ def assert_serves(
 
 
 def sdk(gw: RunningGateway, api_key: str = "sk-client") -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=api_key, max_retries=0, timeout=TIMEOUT)
+    return gw.resource(
+        ("openai", api_key),
+        lambda: openai.OpenAI(
+            base_url=gw.base_url, api_key=api_key, max_retries=0, timeout=TIMEOUT
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -177,7 +174,7 @@ def flaky_upstream() -> Iterator[UpstreamServer]:
 
 @pytest.fixture
 def gw(
-    tmp_path: Path, good_upstream: UpstreamServer, flaky_upstream: UpstreamServer
+    tmp_path: Path, good_upstream: UpstreamServer, flaky_upstream: UpstreamServer, closed_port: int
 ) -> Iterator[RunningGateway]:
     """`gpt-*` to a good upstream, `flaky-*` to the test's upstream, `refused-*` to nothing."""
     config = write_config(
@@ -190,7 +187,7 @@ def gw(
           flaky: {{provider: openai, base_url: "{flaky_upstream.url}", api_key: {BACKEND_KEY}}}
           refused:
             provider: openai
-            base_url: "http://127.0.0.1:{closed_port()}/v1"
+            base_url: "http://127.0.0.1:{closed_port}/v1"
             api_key: sk-gateway-refused
         routes:
           - {{name: good, match: {{model: "gpt-*"}}, backend: good}}

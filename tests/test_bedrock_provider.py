@@ -41,8 +41,8 @@ from modelway.plugins.providers.bedrock.request import converse_request
 from modelway.plugins.providers.bedrock.response import chat_completion, finish_reason
 from modelway.plugins.providers.bedrock.stream import ConverseStreamTranslator
 from modelway.runtime import load_gateway
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 REGION = "us-west-2"
@@ -939,7 +939,8 @@ def bedrock(bedrock_env) -> Iterator[tuple[BedrockUpstream, openai.OpenAI]]:
     upstream.answer, upstream.error, upstream.stream_override = TEXT_ANSWER, None, None
     upstream.problems.clear()
     client = openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0, timeout=30)
-    yield upstream, client
+    with client:
+        yield upstream, client
     assert upstream.problems == []
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -22,7 +25,10 @@ import openai
 import pytest
 
 from modelway.addons import gateway as gateway_addon
-from tests.harness import write_config
+from modelway.testing.fake_openai import openai_stream_chunks
+from modelway.testing.gateway import write_config
+from modelway.testing.upstreams import Gate, Received, Reply, UpstreamServer
+from modelway.testing.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +36,6 @@ BIN = Path(sys.executable).parent
 MODELWAY = str(BIN / "modelway")
 MITMDUMP = str(BIN / "mitmdump")
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def environment() -> dict[str, str]:
@@ -97,7 +97,17 @@ class Process:
         code = self.popen.wait(timeout)
         for reader in self._readers:
             reader.join(10)
+        for stream in (self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                stream.close()
         return code
+
+    def port(self) -> int:
+        """The port `modelway run --port 0` reports it listens on."""
+        line = self.wait_for("listening on")
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+) ", line)
+        assert found is not None, line
+        return int(found.group(1))
 
     def __enter__(self) -> Process:
         return self
@@ -120,15 +130,49 @@ def mock_config(tmp_path: Path, grace: float, chunk_delay_ms: int, reply: str) -
     """)
 
 
-def open_stream(port: int) -> http.client.HTTPResponse:
+@contextmanager
+def open_stream(port: int) -> Iterator[http.client.HTTPResponse]:
     """A streamed chat request for `mock`, read line by line by the caller."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    body = {"model": "mock", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    connection.request("POST", "/v1/chat/completions", json.dumps(body),
-                       {"content-type": "application/json"})
-    response = connection.getresponse()
-    assert response.status == 200, response.read()
-    return response
+    try:
+        body = {"model": "mock", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        connection.request("POST", "/v1/chat/completions", json.dumps(body),
+                           {"content-type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 200, response.read()
+        yield response
+    finally:
+        connection.close()
+
+
+def gated_stream(upstream: UpstreamServer, reply: str) -> Gate:
+    """Make `upstream` stream `reply` word by word: the first word at once, the rest when the
+    test opens the gate it returns."""
+    gate = upstream.gate()
+
+    def behave(received: Received) -> Reply:
+        chunks = openai_stream_chunks(received.json, reply.split(" "))
+
+        def produce() -> Iterator[bytes]:
+            yield chunks[0]
+            if gate.wait():
+                yield from chunks[1:]
+
+        return Reply.sse(produce())
+
+    upstream.behavior = behave
+    return gate
+
+
+def upstream_config(tmp_path: Path, grace: float, upstream: UpstreamServer) -> Path:
+    return write_config(tmp_path, f"""
+        gateway: {{shutdown_grace_seconds: {grace}}}
+        plugins: [openai]
+        backends:
+          up: {{provider: openai, base_url: "{upstream.url}", api_key: sk-up}}
+        routes:
+          - {{name: chat, match: {{model: mock}}, backend: up}}
+    """)
 
 
 def next_event(response: http.client.HTTPResponse) -> str | None:
@@ -155,19 +199,15 @@ def streamed_text(events: list[str]) -> str:
                    for c in chunks if c["choices"])
 
 
-def refused(port: int, timeout: float) -> bool:
-    """True as soon as a new connection to `port` is refused; False if none is by `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                pass
-        except ConnectionRefusedError:
-            return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
+def refused(port: int) -> bool:
+    """Whether a new connection to `port` is refused."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------------------- check
@@ -255,16 +295,15 @@ def test_plugins_lists_builtins():
 
 
 def test_run_with_the_packaged_default_config(tmp_path):
-    port = free_port()
-    with Process([MODELWAY, "run", "--port", str(port)], tmp_path) as process:
-        line = process.wait_for("listening on")
-        assert f"http://127.0.0.1:{port} (reverse mode)" in line
+    with Process([MODELWAY, "run", "--port", "0"], tmp_path) as process:
+        port = process.port()
+        assert f"http://127.0.0.1:{port} (reverse mode)" in process.wait_for("listening on")
         assert "backend 'openai' is skipped" in process.text()
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="any",
-                               max_retries=0, timeout=30)
-        answer = client.chat.completions.create(
-            model="mock", messages=[{"role": "user", "content": "hi there"}])
-        models = [m.id for m in client.models.list()]
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="any",
+                           max_retries=0, timeout=30) as client:
+            answer = client.chat.completions.create(
+                model="mock", messages=[{"role": "user", "content": "hi there"}])
+            models = [m.id for m in client.models.list()]
         process.popen.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     assert answer.choices[0].message.content == (
@@ -278,18 +317,20 @@ def test_run_with_the_packaged_default_config(tmp_path):
 REPLY = " ".join(f"word{i}" for i in range(16))
 
 
-def test_sigterm_lets_an_inflight_stream_finish(tmp_path):
-    config = mock_config(tmp_path, grace=10, chunk_delay_ms=300, reply=REPLY)
-    port = free_port()
-    with Process([MODELWAY, "run", "-c", str(config), "--port", str(port)], tmp_path) as process:
-        process.wait_for("listening on")
-        stream = open_stream(port)
+def test_sigterm_lets_an_inflight_stream_finish(tmp_path, upstream):
+    gate = gated_stream(upstream, REPLY)
+    config = upstream_config(tmp_path, 30, upstream)
+    with (
+        Process([MODELWAY, "run", "-c", str(config), "--port", "0"], tmp_path) as process,
+        open_stream(process.port()) as stream,
+    ):
         first = next_event(stream)
         assert first is not None
         process.popen.send_signal(signal.SIGTERM)
         process.wait_for("stopping: no new connections")
-        assert refused(port, timeout=5), "a new connection was still accepted after SIGTERM"
+        wait_until(lambda: refused(process.port()), what="the listening socket to close")
         assert process.popen.poll() is None, "the gateway exited before its stream finished"
+        gate.open()
         events, broken = rest_of_stream(stream)
         assert process.wait(30) == 0
     assert broken is None
@@ -298,13 +339,13 @@ def test_sigterm_lets_an_inflight_stream_finish(tmp_path):
     assert "grace period over" not in process.text()
 
 
-def test_sigterm_grace_period_bounds_a_long_stream(tmp_path):
-    long_reply = " ".join(f"word{i}" for i in range(400))  # 400 chunks 300 ms apart: 2 minutes
-    config = mock_config(tmp_path, grace=0.5, chunk_delay_ms=300, reply=long_reply)
-    port = free_port()
-    with Process([MODELWAY, "run", "-c", str(config), "--port", str(port)], tmp_path) as process:
-        process.wait_for("listening on")
-        stream = open_stream(port)
+def test_sigterm_grace_period_bounds_a_long_stream(tmp_path, upstream):
+    gated_stream(upstream, REPLY)  # never opened: the stream would last forever
+    config = upstream_config(tmp_path, 0.3, upstream)
+    with (
+        Process([MODELWAY, "run", "-c", str(config), "--port", "0"], tmp_path) as process,
+        open_stream(process.port()) as stream,
+    ):
         assert next_event(stream) is not None
         process.popen.send_signal(signal.SIGTERM)
         process.wait_for("grace period over with 1 request(s) in flight")
@@ -313,7 +354,7 @@ def test_sigterm_grace_period_bounds_a_long_stream(tmp_path):
         except subprocess.TimeoutExpired:
             code = None
         if code is None:
-            pytest.fail("the gateway was still running (and streaming) 10 s after its 0.5 s "
+            pytest.fail("the gateway was still running (and streaming) 10 s after its 0.3 s "
                         "grace period ended")
         events, _ = rest_of_stream(stream)
     assert code == 0
@@ -325,19 +366,19 @@ def test_sigterm_grace_period_bounds_a_long_stream(tmp_path):
 
 def test_addon_under_plain_mitmdump(tmp_path):
     config = mock_config(tmp_path, grace=1, chunk_delay_ms=0, reply="hello from mitmdump")
-    port = free_port()
     args = [MITMDUMP, "--mode", "reverse:http://127.0.0.1:9", "--set", "connection_strategy=lazy",
-            "-s", gateway_addon.__file__, "--set", f"modelway_config={config}",
-            "-p", str(port)]
+            "-s", gateway_addon.__file__, "--set", f"modelway_config={config}", "-p", "0"]
     with Process([*args], tmp_path) as process:
-        process.wait_for(f"listening at *:{port}", name="stdout")
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="any",
-                               max_retries=0, timeout=30)
-        answer = client.chat.completions.create(
-            model="mock", messages=[{"role": "user", "content": "hi"}])
-        stream = client.chat.completions.create(
-            model="mock", messages=[{"role": "user", "content": "hi"}], stream=True)
-        streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        line = process.wait_for("listening at *:", name="stdout")
+        found = re.search(r"listening at \*:(\d+)", line)
+        assert found is not None, line
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{found.group(1)}/v1", api_key="any",
+                           max_retries=0, timeout=30) as client:
+            answer = client.chat.completions.create(
+                model="mock", messages=[{"role": "user", "content": "hi"}])
+            stream = client.chat.completions.create(
+                model="mock", messages=[{"role": "user", "content": "hi"}], stream=True)
+            streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         process.popen.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     assert answer.choices[0].message.content == "hello from mitmdump"

@@ -8,9 +8,9 @@ from typing import Any
 import anthropic
 import pytest
 
-from tests.gemini_upstream import gemini_behavior
-from tests.harness import run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer
+from modelway.testing.fake_gemini import gemini_behavior
+from modelway.testing.gateway import run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 
 KEY = "AIza-gateway-key"
 WEATHER = {
@@ -45,7 +45,10 @@ def gateway(tmp_path):
 
 
 def client(gw: Any) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gw.url, api_key="sk-ant-client", max_retries=0)
+    return gw.resource(
+        "anthropic",
+        lambda: anthropic.Anthropic(base_url=gw.url, api_key="sk-ant-client", max_retries=0),
+    )
 
 
 def ask(gw: Any, **kwargs: Any) -> Any:

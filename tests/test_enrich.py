@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,11 @@ from modelway.plugins.policies.enrich import (
     render,
 )
 from modelway.runtime import load_gateway
+from modelway.testing.fake_anthropic import AnthropicMessages
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import UpstreamServer
+from modelway.testing.wait import wait_until
 from modelway.wire import OPENAI_CHAT, Call
-from tests.anthropic_wire_fixtures import AnthropicUpstream
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import UpstreamServer
 
 CLIENT_KEY = "sk-client-enrich-5c2e"
 BACKEND_KEY = "sk-backend-enrich-91d0"
@@ -94,8 +94,8 @@ def openai_up() -> Iterator[UpstreamServer]:
 
 
 @pytest.fixture(scope="module")
-def messages_api() -> Iterator[tuple[UpstreamServer, AnthropicUpstream]]:
-    behavior = AnthropicUpstream(KNOWN_FIELDS, api_key=ANTHROPIC_KEY)
+def messages_api() -> Iterator[tuple[UpstreamServer, AnthropicMessages]]:
+    behavior = AnthropicMessages(KNOWN_FIELDS, api_key=ANTHROPIC_KEY)
     with UpstreamServer(behavior) as server:
         yield server, behavior
 
@@ -118,7 +118,7 @@ def route(name: str, model: str, backend: str, enrich: dict[str, Any]) -> dict[s
 def gateway(
     tmp_path_factory: pytest.TempPathFactory,
     openai_up: UpstreamServer,
-    messages_api: tuple[UpstreamServer, AnthropicUpstream],
+    messages_api: tuple[UpstreamServer, AnthropicMessages],
     log_path: Path,
 ) -> Iterator[RunningGateway]:
     anthropic_base = f"http://127.0.0.1:{messages_api[0].port}"
@@ -159,7 +159,7 @@ def gpt(openai_up: UpstreamServer) -> UpstreamServer:
 
 @pytest.fixture
 def claude(
-    messages_api: tuple[UpstreamServer, AnthropicUpstream],
+    messages_api: tuple[UpstreamServer, AnthropicMessages],
 ) -> Iterator[UpstreamServer]:
     server, behavior = messages_api
     server.received.clear()
@@ -170,12 +170,16 @@ def claude(
 
 @pytest.fixture
 def client(gateway: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    return gateway.closing(
+        openai.OpenAI(base_url=gateway.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    )
 
 
 @pytest.fixture
 def anthropic_client(gateway: RunningGateway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    return gateway.closing(
+        anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    )
 
 
 def utc_dates(before: dt.datetime) -> set[str]:
@@ -192,14 +196,12 @@ def rendered_date(text: str, allowed: set[str]) -> str:
 
 def log_record(path: Path, request_id: str) -> dict[str, Any]:
     """The access-log record of `request_id`, waiting for the gateway to write it."""
-    for _ in range(200):
-        if path.exists():
-            for line in path.read_text().splitlines():
-                record = json.loads(line)
-                if record["request_id"] == request_id:
-                    return record
-        time.sleep(0.05)
-    raise AssertionError(f"no access-log record for {request_id}")
+
+    def find() -> dict[str, Any] | None:
+        lines = path.read_text().splitlines() if path.exists() else []
+        return next((r for r in map(json.loads, lines) if r["request_id"] == request_id), None)
+
+    return wait_until(find, what=f"the access-log record of {request_id}")
 
 
 def stream_text(chunks: list[Any]) -> str:

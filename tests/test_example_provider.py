@@ -15,7 +15,7 @@ import pytest
 
 from modelway.pluginmanager import available_plugins
 from modelway.testing.contract import ProviderSamples, check_provider
-from tests.harness import run_gateway, write_config
+from modelway.testing.gateway import run_gateway, write_config
 
 INSTALL_HINT = "pip install ./tests/plugins/modelway-textgen (README's test command does)"
 USAGE = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}

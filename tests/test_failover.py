@@ -9,7 +9,6 @@ every backend fails, and mid-stream continuation inside the same client stream.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,16 +16,10 @@ import openai
 import pytest
 from anthropic.types import message_create_params
 
-from tests.anthropic_wire_fixtures import AnthropicUpstream
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import (
-    Received,
-    Reply,
-    UpstreamServer,
-    closed_port,
-    openai_behavior,
-    openai_stream_chunks,
-)
+from modelway.testing.fake_anthropic import AnthropicMessages
+from modelway.testing.fake_openai import openai_behavior, openai_stream_chunks
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 
 PROMPT = [{"role": "user", "content": "alpha beta gamma delta epsilon"}]
 ANSWER = "echo: alpha beta gamma delta epsilon"
@@ -43,12 +36,11 @@ def failing(status: int, headers: dict[str, str] | None = None):
     )
 
 
-def stalling(seconds: float):
-    def behave(received: Received) -> Reply:
-        time.sleep(seconds)
-        return openai_behavior(received)
-
-    return behave
+def stalling(received: Received) -> Reply:
+    """Answers only after a minute (or when the server stops): a backend that hangs."""
+    reply = openai_behavior(received)
+    reply.stall = 60
+    return reply
 
 
 def dropping_stream(after: int):
@@ -63,7 +55,10 @@ def dropping_stream(after: int):
 
 
 def client(gw: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0, timeout=30)
+    return gw.resource(
+        "openai",
+        lambda: openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0, timeout=30),
+    )
 
 
 def chat(gw: RunningGateway, **kwargs) -> str:
@@ -104,13 +99,14 @@ def backup():
         yield server
 
 
-def refused_url() -> str:
-    return f"http://127.0.0.1:{closed_port()}/v1"
+@pytest.fixture
+def refused_url(closed_port: int) -> str:
+    return f"http://127.0.0.1:{closed_port}/v1"
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["plain", "stream"])
-def test_refused_primary_fails_over(tmp_path, backup, streamed):
-    with gateway(tmp_path, refused_url(), backup.url, "[[backup]]") as gw:
+def test_refused_primary_fails_over(tmp_path, backup, refused_url, streamed):
+    with gateway(tmp_path, refused_url, backup.url, "[[backup]]") as gw:
         text = stream_text(gw) if streamed else chat(gw)
     assert text == ANSWER
     assert backup.last.headers["authorization"] == "Bearer sk-b"
@@ -141,8 +137,8 @@ def test_429_with_retry_after_goes_to_the_backup(tmp_path, backup):
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["plain", "stream"])
 def test_stalled_primary_counts_as_slow(tmp_path, backup, streamed):
-    failover = "{groups: [[backup]], first_byte_timeout_seconds: 0.5}"
-    with UpstreamServer(stalling(3)) as primary:
+    failover = "{groups: [[backup]], first_byte_timeout_seconds: 0.25}"
+    with UpstreamServer(stalling) as primary:
         with gateway(tmp_path, primary.url, backup.url, failover) as gw:
             text = stream_text(gw) if streamed else chat(gw)
     assert text == ANSWER
@@ -176,8 +172,8 @@ def test_every_backend_failing_gives_one_clear_error(tmp_path):
     assert "primary says 500" in str(caught.value)
 
 
-def test_all_refused_is_502_in_openai_shape(tmp_path):
-    with gateway(tmp_path, refused_url(), refused_url(), "[[backup]]") as gw:
+def test_all_refused_is_502_in_openai_shape(tmp_path, refused_url):
+    with gateway(tmp_path, refused_url, refused_url, "[[backup]]") as gw:
         with pytest.raises(openai.APIStatusError) as caught:
             chat(gw)
     assert caught.value.status_code == 502
@@ -227,15 +223,15 @@ def test_priority_groups_are_tried_in_order(tmp_path):
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["plain", "stream"])
-def test_cross_provider_failover_answers_in_openai_shape(tmp_path, streamed):
-    behavior = AnthropicUpstream(ANTHROPIC_FIELDS, api_key="sk-ant")
+def test_cross_provider_failover_answers_in_openai_shape(tmp_path, refused_url, streamed):
+    behavior = AnthropicMessages(ANTHROPIC_FIELDS, api_key="sk-ant")
     with UpstreamServer(behavior) as claude:
         config = write_config(
             tmp_path,
             f"""
             plugins: [openai, anthropic]
             backends:
-              gpt: {{provider: openai, base_url: "{refused_url()}", api_key: sk-p}}
+              gpt: {{provider: openai, base_url: "{refused_url}", api_key: sk-p}}
               claude: {{provider: anthropic, base_url: "http://127.0.0.1:{claude.port}",
                         api_key: sk-ant, model: claude-test}}
             routes:

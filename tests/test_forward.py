@@ -20,12 +20,9 @@ import ipaddress
 import json
 import socket
 import ssl
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +39,12 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from mitmproxy import connection
 
-from modelway.pluginmanager import BUILTIN_PLUGINS
-from modelway.plugins.ingress import gemini as gemini_api
-from tests.anthropic_wire_fixtures import AnthropicUpstream
-from tests.gemini_upstream import gemini_behavior, google_error
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer, closed_port, openai_behavior
+from modelway.testing.fake_anthropic import AnthropicMessages
+from modelway.testing.fake_gemini import api_key_check, gemini_behavior
+from modelway.testing.fake_openai import openai_behavior
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
+from modelway.testing.wait import wait_until
 
 PROXY_USER, PROXY_PASSWORD = "team", "s3cret-proxy"
 OPENAI_KEY = "sk-real-openai-backend-11"
@@ -97,24 +94,21 @@ def guard_behavior(received: Received) -> Reply:
     return Reply(body=b'{"action": "pass"}')
 
 
-def gemini_key_check(received: Received) -> Reply | None:
-    if received.headers.get("x-goog-api-key") != GEMINI_KEY:
-        return google_error(400, "INVALID_ARGUMENT", "API key not valid.")
-    return None
-
-
 @dataclass
 class TLSServer:
     """An HTTPS server on 127.0.0.1 with its own self-signed certificate (not the gateway's)."""
 
     cert_path: Path
     cert_der: bytes
-    server: ThreadingHTTPServer
-    paths: list[str] = field(default_factory=list)
+    server: UpstreamServer
 
     @property
     def port(self) -> int:
-        return self.server.server_address[1]
+        return self.server.port
+
+    @property
+    def paths(self) -> list[str]:
+        return [r.path for r in self.server.received]
 
 
 def self_signed(directory: Path) -> tuple[Path, Path, bytes]:
@@ -148,22 +142,8 @@ def self_signed(directory: Path) -> tuple[Path, Path, bytes]:
     return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER)
 
 
-def _recording_handler(paths: list[str], answer: bytes) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            paths.append(self.path)
-            self.send_response(200)
-            self.send_header("content-type", "text/plain")
-            self.send_header("content-length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-    return Handler
+def tunnel_answer(received: Received) -> Reply:
+    return Reply(body=b"tunnel ok", headers={"content-type": "text/plain"})
 
 
 @contextmanager
@@ -171,17 +151,8 @@ def tls_server(directory: Path) -> Iterator[TLSServer]:
     cert_path, key_path, der = self_signed(directory)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
-    paths: list[str] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _recording_handler(paths, b"tunnel ok"))
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield TLSServer(cert_path, der, server, paths)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with UpstreamServer(tunnel_answer, tls=context) as server:
+        yield TLSServer(cert_path, der, server)
 
 
 # ------------------------------------------------------------------------ the gateway
@@ -199,31 +170,24 @@ class ConnectionRecorder:
             self.addresses.append((str(server.address[0]), int(server.address[1])))
 
 
-@contextmanager
-def run_forward(
-    config: Path, extra_plugins: tuple[tuple[str, Any], ...] = ()
-) -> Iterator[RunningGateway]:
-    """tests.harness.run_gateway in forward (regular proxy) mode."""
-    with run_gateway(config, extra_plugins, mode="forward") as gw:
-        yield gw
-
-
 @dataclass
 class Upstreams:
     openai: UpstreamServer
     anthropic: UpstreamServer
     gemini: UpstreamServer
     guard: UpstreamServer
-    plain: ThreadingHTTPServer
-    plain_paths: list[tuple[str, dict[str, str]]]
+    plain: UpstreamServer
+
+    @property
+    def plain_paths(self) -> list[tuple[str, dict[str, str]]]:
+        return [(r.path, r.headers) for r in self.plain.received]
 
     def llm(self) -> list[UpstreamServer]:
         return [self.openai, self.anthropic, self.gemini]
 
     def clear(self) -> None:
-        for server in (*self.llm(), self.guard):
+        for server in (*self.llm(), self.guard, self.plain):
             server.received.clear()
-        self.plain_paths.clear()
 
 
 @dataclass
@@ -251,12 +215,11 @@ class Forward:
 
     def log_record(self, request_id: str) -> dict[str, Any]:
         """The access-log line of `request_id` (written when mitmproxy finishes the flow)."""
-        for _ in range(200):
-            for record in self.log_records():
-                if record["request_id"] == request_id:
-                    return record
-            time.sleep(0.05)
-        raise AssertionError(f"no access-log line for {request_id}")
+
+        def find() -> dict[str, Any] | None:
+            return next((r for r in self.log_records() if r["request_id"] == request_id), None)
+
+        return wait_until(find, what=f"the access-log line of {request_id}")
 
     def reload(self, **gateway_settings: Any) -> None:
         config = json.loads(json.dumps(self.config))
@@ -265,47 +228,25 @@ class Forward:
         self.gw.call(self.gw.server.reload())
 
 
-def _plain_server(paths: list[tuple[str, dict[str, str]]]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            paths.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-            body = b'{"from": "the real host"}'
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer((PLAIN_HOST, 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+def real_host_answer(received: Received) -> Reply:
+    return Reply.json({"from": "the real host"})
 
 
 @contextmanager
 def upstreams() -> Iterator[Upstreams]:
-    anthropic_behavior = AnthropicUpstream(KNOWN_ANTHROPIC_FIELDS, api_key=ANTHROPIC_KEY)
-    plain_paths: list[tuple[str, dict[str, str]]] = []
-    plain = _plain_server(plain_paths)
-    try:
-        with (
-            UpstreamServer(openai_behavior) as openai_up,
-            UpstreamServer(anthropic_behavior) as anthropic_up,
-            UpstreamServer(gemini_behavior("/v1beta/models/", gemini_key_check)) as gemini_up,
-            UpstreamServer(guard_behavior) as guard,
-        ):
-            yield Upstreams(openai_up, anthropic_up, gemini_up, guard, plain, plain_paths)
-    finally:
-        plain.shutdown()
-        plain.server_close()
+    anthropic_behavior = AnthropicMessages(KNOWN_ANTHROPIC_FIELDS, api_key=ANTHROPIC_KEY)
+    gemini = gemini_behavior("/v1beta/models/", api_key_check(GEMINI_KEY))
+    with (
+        UpstreamServer(openai_behavior) as openai_up,
+        UpstreamServer(anthropic_behavior) as anthropic_up,
+        UpstreamServer(gemini) as gemini_up,
+        UpstreamServer(guard_behavior) as guard,
+        UpstreamServer(real_host_answer, host=PLAIN_HOST) as plain,
+    ):
+        yield Upstreams(openai_up, anthropic_up, gemini_up, guard, plain)
 
 
-def gateway_config(up: Upstreams, directory: Path) -> dict[str, Any]:
+def gateway_config(up: Upstreams, directory: Path, closed_port: int) -> dict[str, Any]:
     policies = {
         "enrich": {"prepend": [{"role": "system", "content": ENRICH_TEXT}]},
         "webhook_guard": {
@@ -314,13 +255,9 @@ def gateway_config(up: Upstreams, directory: Path) -> dict[str, Any]:
             "buffer_streams": True,
         },
     }
-    plugins: dict[str, Any] = {
-        name: None
-        for name in ("openai", "anthropic", "gemini", "anthropic_api", "enrich", "webhook_guard")
-    }
+    names = ("openai", "anthropic", "gemini", "anthropic_api", "gemini_api", "enrich")
+    plugins: dict[str, Any] = {name: None for name in (*names, "webhook_guard")}
     plugins["access_log"] = {"path": str(directory / "access.log")}
-    if "gemini_api" in BUILTIN_PLUGINS:
-        plugins["gemini_api"] = None
 
     def route(name: str, host: str, model: str, backend: str) -> dict[str, Any]:
         match = {"host": host, "model": model}
@@ -341,7 +278,7 @@ def gateway_config(up: Upstreams, directory: Path) -> dict[str, Any]:
             "openai_pass": {"provider": "openai", "base_url": up.openai.url, "auth": "passthrough"},
             "openai_down": {
                 "provider": "openai",
-                "base_url": f"http://127.0.0.1:{closed_port()}/v1",
+                "base_url": f"http://127.0.0.1:{closed_port}/v1",
                 "api_key": "sk-never-used",
             },
             "anthropic": {
@@ -399,14 +336,13 @@ def dns_guard(lookups: list[str]) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def forward(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forward]:
+def forward(tmp_path_factory: pytest.TempPathFactory, closed_port: int) -> Iterator[Forward]:
     directory = tmp_path_factory.mktemp("forward")
     lookups: list[str] = []
-    extra = () if "gemini_api" in BUILTIN_PLUGINS else (("gemini_api", gemini_api),)
     with upstreams() as up, dns_guard(lookups):
-        config = gateway_config(up, directory)
+        config = gateway_config(up, directory, closed_port)
         path = write_config(directory, yaml.safe_dump(config))
-        with run_forward(path, extra) as gw:
+        with run_gateway(path, mode="forward") as gw:
             recorder = ConnectionRecorder()
 
             async def add_recorder() -> None:
@@ -434,18 +370,22 @@ def fwd(forward: Forward) -> Iterator[Forward]:
 
 def openai_client(fwd: Forward, key: str = PLACEHOLDERS["openai"]) -> openai.OpenAI:
     http = openai.DefaultHttpxClient(proxy=fwd.proxy, verify=fwd.tls())
-    return openai.OpenAI(
-        api_key=key, base_url="https://api.openai.com/v1", http_client=http, max_retries=0
+    return fwd.gw.closing(
+        openai.OpenAI(
+            api_key=key, base_url="https://api.openai.com/v1", http_client=http, max_retries=0
+        )
     )
 
 
 def anthropic_client(fwd: Forward) -> anthropic.Anthropic:
     http = anthropic.DefaultHttpxClient(proxy=fwd.proxy, verify=fwd.tls())
-    return anthropic.Anthropic(
-        api_key=PLACEHOLDERS["anthropic"],
-        base_url="https://api.anthropic.com",
-        http_client=http,
-        max_retries=0,
+    return fwd.gw.closing(
+        anthropic.Anthropic(
+            api_key=PLACEHOLDERS["anthropic"],
+            base_url="https://api.anthropic.com",
+            http_client=http,
+            max_retries=0,
+        )
     )
 
 
@@ -455,7 +395,7 @@ def gemini_client(fwd: Forward) -> genai.Client:
         client_args={"proxy": fwd.proxy, "verify": fwd.tls()},
         async_client_args={"proxy": fwd.proxy, "verify": fwd.tls()},
     )
-    return genai.Client(api_key=PLACEHOLDERS["gemini"], http_options=options)
+    return fwd.gw.closing(genai.Client(api_key=PLACEHOLDERS["gemini"], http_options=options))
 
 
 def ask(fwd: Forward, sdk: str, text: str, *, stream: bool, request_id: str, **kw: Any) -> str:
@@ -696,7 +636,7 @@ def test_clients_without_proxy_credentials_get_407(fwd, authorization):
 
 def test_sdk_without_proxy_credentials_is_refused(fwd):
     http = openai.DefaultHttpxClient(proxy=f"http://127.0.0.1:{fwd.gw.port}", verify=fwd.tls())
-    client = openai.OpenAI(api_key="sk-x", http_client=http, max_retries=0)
+    client = fwd.gw.closing(openai.OpenAI(api_key="sk-x", http_client=http, max_retries=0))
     with pytest.raises(openai.APIConnectionError):
         client.chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "x"}]
@@ -730,7 +670,7 @@ def test_unrouted_model_is_denied_in_each_clients_shape(fwd):
 
 def plain_get(fwd: Forward, path: str) -> tuple[int, bytes]:
     """A plain-HTTP request through the proxy (absolute-form) to the intercepted local host."""
-    port = fwd.up.plain.server_address[1]
+    port = fwd.up.plain.port
     sock = socket.create_connection(("127.0.0.1", fwd.gw.port), timeout=30)
     head = (
         f"GET http://{PLAIN_HOST}:{port}{path} HTTP/1.1\r\nHost: {PLAIN_HOST}:{port}\r\n"

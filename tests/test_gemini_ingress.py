@@ -19,14 +19,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
 from modelway.errors import GatewayError
-from modelway.pluginmanager import BUILTIN_PLUGINS
-from modelway.plugins.ingress import gemini as gemini_api
 from modelway.plugins.ingress.gemini import (
     GeminiAPI,
     GeminiEndpoint,
@@ -40,7 +37,7 @@ from modelway.plugins.providers.gemini.request import to_gemini_request
 from modelway.plugins.providers.gemini.response import ResponseMeta, from_gemini_response
 from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
 from modelway.sse import SSEDecoder
-from tests.gemini_upstream import (
+from modelway.testing.fake_gemini import (
     RESPONSE_ID,
     gemini_behavior,
     google_error,
@@ -48,8 +45,8 @@ from tests.gemini_upstream import (
     stream_events,
     whole_response,
 )
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer
+from modelway.testing.gateway import RunningGateway, run_gateway
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 
 CLIENT_KEY = "AIza-client-placeholder-41"
 BACKEND_KEY = "sk-backend-7b2e"
@@ -77,13 +74,6 @@ WEATHER_JSON_SCHEMA = {
     },
     "required": ["city"],
 }
-
-
-def gemini_plugins(*names: str) -> tuple[list[str], tuple[tuple[str, Any], ...]]:
-    """The `plugins:` list, and `gemini_api` as an extra plugin until it is a built-in."""
-    if "gemini_api" in BUILTIN_PLUGINS:
-        return [*names, "gemini_api"], ()
-    return list(names), (("gemini_api", gemini_api),)
 
 
 def decode(body: dict[str, Any], stream: bool = False) -> dict[str, Any]:
@@ -990,9 +980,8 @@ def gemini_server() -> Iterator[UpstreamServer]:
 def gateway(
     tmp_path_factory, openai_server: UpstreamServer, gemini_server: UpstreamServer
 ) -> Iterator[RunningGateway]:
-    plugins, extra = gemini_plugins("openai", "mock", "gemini")
     config = {
-        "plugins": plugins,
+        "plugins": ["openai", "mock", "gemini", "gemini_api"],
         "gateway": {"api_keys": [CLIENT_KEY]},
         "backends": {
             "up": {"provider": "openai", "base_url": openai_server.url, "api_key": BACKEND_KEY},
@@ -1009,8 +998,7 @@ def gateway(
             {"match": {"model": "gemini-*"}, "backend": "up"},
         ],
     }
-    path = write_config(tmp_path_factory.mktemp("gemini"), yaml.safe_dump(config))
-    with run_gateway(path, extra) as gw:
+    with run_gateway(config, directory=tmp_path_factory.mktemp("gemini")) as gw:
         yield gw
 
 
@@ -1031,7 +1019,10 @@ def sdk(
     gateway: RunningGateway, api_version: str | None = None, key: str = CLIENT_KEY
 ) -> genai.Client:
     options = types.HttpOptions(base_url=gateway.url, api_version=api_version)
-    return genai.Client(api_key=key, http_options=options)
+    return gateway.resource(
+        ("genai", api_version, key),
+        lambda: genai.Client(api_key=key, http_options=options),
+    )
 
 
 @pytest.fixture(params=["v1beta", None], ids=["v1beta", "sdk-default"])
@@ -1093,9 +1084,9 @@ def test_sdk_stream_equals_the_answer(client, up):
 
 def test_sdk_async_stream(gateway, up):
     async def run() -> list[str]:
-        client = sdk(gateway, "v1beta")
-        stream = await client.aio.models.generate_content_stream(model="gemini-test", contents=ASK)
-        return [piece.text or "" async for piece in stream]
+        async with sdk(gateway, "v1beta").aio as client:
+            stream = await client.models.generate_content_stream(model="gemini-test", contents=ASK)
+            return [piece.text or "" async for piece in stream]
 
     assert "".join(asyncio.run(run())) == TEXT
 

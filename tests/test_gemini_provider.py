@@ -24,15 +24,10 @@ from modelway.plugins.providers.gemini.response import (
     from_gemini_response,
 )
 from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
-from tests.gemini_upstream import (
-    RESPONSE_ID,
-    flatten,
-    gemini_behavior,
-    google_error,
-    reassemble,
-)
-from tests.harness import run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer
+from modelway.testing.fake_gemini import RESPONSE_ID, gemini_behavior, google_error
+from modelway.testing.gateway import run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
+from tests.openai_answers import flatten, reassemble
 
 KEY = "AIza-gateway-key-5c1e"
 CLIENT_KEY = "sk-client-93ab"
@@ -826,7 +821,10 @@ def gateway(tmp_path, gemini_upstream):
 
 
 def client_for(gw) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0)
+    return gw.resource(
+        "openai",
+        lambda: openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0),
+    )
 
 
 def stream(client: openai.OpenAI, **kwargs: Any) -> list[Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from modelway.testing.gateway import run_gateway, write_config
 from tests.governance_kit import ADMIN_KEY, ask, hashed
-from tests.harness import run_gateway, write_config
 
 
 def cli(gw, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -4,15 +4,12 @@ other at once, revocations within a second, and Redis stopped mid-test."""
 
 from __future__ import annotations
 
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.governance_kit import ADMIN_KEY, admin, ask, hashed
-from tests.harness import write_config
+from modelway.testing.gateway import write_config
+from tests.governance_kit import ADMIN_KEY, admin, ask, ask_path, hashed
 from tests.processes import GatewayProcess, wait_for
 from tests.redis_server import redis_server  # noqa: F401
 
@@ -117,16 +114,12 @@ def test_redis_stopped_mid_test_fails_open_or_closed_and_recovers(pair, redis_se
     one, two = pair
     assert ask(one.url, "openai", "sk-closed", "gpt-test")[0] == 200
     redis_server.stop()
-    started = time.monotonic()
-    for gateway in pair:
+    for gateway in pair:  # each request has a 30 s timeout: a hung one fails the test
         status, headers, body = ask(gateway.url, "openai", "sk-closed", "gpt-test")
         assert (status, body["error"]["code"]) == (503, "state_unavailable")
         assert headers["retry-after"] == "1"
         assert ask(gateway.url, "openai", "sk-open", "gpt-test")[0] == 200
-    assert time.monotonic() - started < 10  # no request hung
-    with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(one.url + "/readyz", timeout=5)
-    assert info.value.code == 503
+    assert ask_path(one.url, "/readyz")[0] == 503
     redis_server.start()
     took = wait_for(lambda: ask(two.url, "openai", "sk-closed", "gpt-test")[0] == 200, 10, 0.1)
     assert took is not None

@@ -7,10 +7,7 @@ retry-after, 400) and the official openai SDK is the client; `GET /modelway/heal
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,17 +15,16 @@ from typing import Any
 
 import openai
 import pytest
-import yaml
 
-import modelway.plugins.ops.admin_api as admin_api_module
 from modelway.context import AttemptOutcome
 from modelway.errors import ConfigError
-from modelway.pluginmanager import BUILTIN_PLUGINS
 from modelway.plugins.traffic.health import HealthBoard, Settings, is_backend_fault
-from modelway.runtime import load_gateway
+from modelway.runtime import Gateway, load_gateway
 from modelway.services import HealthService, Services
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer, closed_port, openai_behavior
+from modelway.testing.clock import FakeClock
+from modelway.testing.fake_openai import openai_behavior
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer, status_reply
 
 KEY = "sk-backend-health"
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -39,16 +35,8 @@ OK = AttemptOutcome(True, 200)
 # ----------------------------------------------------------------------------- the board
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def board(**settings: Any) -> tuple[HealthBoard, Clock]:
-    clock = Clock()
+def board(**settings: Any) -> tuple[HealthBoard, FakeClock]:
+    clock = FakeClock()
     base = {"failures_to_eject": 3, "cooldown_seconds": 10, "max_cooldown_seconds": 60}
     return HealthBoard(Settings(**{**base, **settings}), clock), clock
 
@@ -118,9 +106,9 @@ def test_client_errors_never_eject_and_count_as_answers():
 def test_half_open_lets_exactly_one_probe_through_and_success_restores():
     b, clock = board()
     fail(b, 3)
-    clock.now += 9.9
+    clock.advance(9.9)
     assert not b.available("a")
-    clock.now += 0.2
+    clock.advance(0.2)
     assert b.state("a") == "half_open"
     assert b.available("a")  # the probe
     assert b.state("a") == "probing"
@@ -138,7 +126,7 @@ def test_failed_probes_back_off_exponentially_up_to_the_maximum():
     seen = []
     for _ in range(4):
         seen.append(b.snapshot()["backends"]["a"]["cooldown_seconds"])
-        clock.now += seen[-1]
+        clock.advance(seen[-1])
         assert b.available("a")
         fail(b, 1)  # the probe fails: ejected again at once
         assert b.state("a") == "ejected"
@@ -149,10 +137,10 @@ def test_failed_probes_back_off_exponentially_up_to_the_maximum():
 def test_restoration_resets_the_backoff():
     b, clock = board()
     fail(b, 3)
-    clock.now += 10
+    clock.advance(10)
     assert b.available("a")
     fail(b, 1)
-    clock.now += 20
+    clock.advance(20)
     assert b.available("a")
     b.record("a", OK)
     fail(b, 3)
@@ -165,9 +153,9 @@ def test_429_retry_after_makes_the_cooldown_at_least_that_long():
     fail(b, 1, AttemptOutcome(False, 429, "http_429", True, 120.0))
     view = b.snapshot()["backends"]["a"]
     assert view["cooldown_seconds"] == 120
-    clock.now += 119
+    clock.advance(119)
     assert not b.available("a")
-    clock.now += 2
+    clock.advance(2)
     assert b.available("a")
 
 
@@ -181,18 +169,18 @@ def test_retry_after_anywhere_in_the_streak_counts():
 def test_retry_after_from_a_late_answer_extends_an_ejection():
     b, clock = board(cooldown_seconds=10)
     fail(b, 3)
-    clock.now += 5
+    clock.advance(5)
     fail(b, 1, AttemptOutcome(False, 429, "http_429", True, 30.0))
     view = b.snapshot()["backends"]["a"]
     assert view["seconds_left"] == 30
-    clock.now += 20
+    clock.advance(20)
     assert not b.available("a")
 
 
 def test_failures_during_the_cooldown_do_not_extend_it():
     b, clock = board(cooldown_seconds=10)
     fail(b, 3)
-    clock.now += 5
+    clock.advance(5)
     fail(b, 5)
     assert b.snapshot()["backends"]["a"]["seconds_left"] == 5
 
@@ -200,11 +188,11 @@ def test_failures_during_the_cooldown_do_not_extend_it():
 def test_an_unreported_probe_frees_its_slot_after_the_probe_timeout():
     b, clock = board(probe_timeout_seconds=15)
     fail(b, 3)
-    clock.now += 10
+    clock.advance(10)
     assert b.available("a")
-    clock.now += 14
+    clock.advance(14)
     assert not b.available("a")
-    clock.now += 2
+    clock.advance(2)
     assert b.available("a")
 
 
@@ -226,7 +214,7 @@ def test_ejection_and_restoration_are_logged_once_each(caplog):
     b, clock = board()
     with caplog.at_level(logging.INFO, logger="modelway.health"):
         fail(b, 5)
-        clock.now += 10
+        clock.advance(10)
         assert b.available("a")
         b.record("a", OK)
         b.record("a", OK)
@@ -276,45 +264,45 @@ def test_the_board_survives_a_reload_and_takes_the_new_settings(tmp_path):
 # ----------------------------------------------------------------------------- the gateway
 
 
-def admin_plugins(sections: dict[str, Any]) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
-    """`admin_api` by name once it is a built-in, else handed to the gateway as an extra."""
-    if "admin_api" in BUILTIN_PLUGINS:
-        return {**sections, "admin_api": None}, ()
-    return sections, (("admin_api", admin_api_module),)
 
 
 @contextmanager
-def gateway(tmp_path: Path, backends: dict[str, str], **health: Any) -> Iterator[RunningGateway]:
-    """One route per backend (model = backend name), health with `health` settings."""
-    plugins, extra = admin_plugins({"openai": None, "health": health})
+def gateway(
+    tmp_path: Path, backends: dict[str, str], clock: FakeClock | None = None, **health: Any
+) -> Iterator[RunningGateway]:
+    """One route per backend (model = backend name), health with `health` settings, the
+    health board on `clock` (a FakeClock the test advances) when given."""
     config = {
-        "plugins": plugins,
+        "plugins": {"openai": None, "health": health, "admin_api": None},
         "backends": {
             name: {"provider": "openai", "base_url": url, "api_key": KEY}
             for name, url in backends.items()
         },
         "routes": [{"name": n, "match": {"model": n}, "backend": n} for n in backends],
     }
-    path = write_config(tmp_path, yaml.safe_dump(config, sort_keys=False))
-    with run_gateway(path, extra) as gw:
+
+    def on_clock(gw: Gateway) -> None:
+        if clock is not None:
+            board = gw.services.get(HealthService)
+            assert board is not None
+            board.clock = clock
+
+    with run_gateway(config, directory=tmp_path, prepare=on_clock) as gw:
         yield gw
 
 
 def client(gw: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0, timeout=30)
+    return gw.resource(
+        "openai",
+        lambda: openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0, timeout=30),
+    )
 
 
 def health_view(gw: RunningGateway) -> dict[str, Any]:
-    connection = http.client.HTTPConnection(gw.host, gw.port, timeout=30)
-    try:
-        connection.request("GET", "/modelway/health")
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    assert response.status == 200, body
-    assert response.getheader("content-type") == "application/json"
-    return json.loads(body)
+    answer = gw.http("GET", "/modelway/health")
+    assert answer.status == 200, answer.body
+    assert answer.headers["content-type"] == "application/json"
+    return answer.json
 
 
 def ask(gw: RunningGateway, model: str, expect: type[Exception] | None) -> None:
@@ -324,13 +312,6 @@ def ask(gw: RunningGateway, model: str, expect: type[Exception] | None) -> None:
         return
     with pytest.raises(expect):
         client(gw).chat.completions.create(model=model, messages=MESSAGES)
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 class Switch:
@@ -344,20 +325,12 @@ class Switch:
         return self.replies[self.mode](received)
 
 
-def status_reply(status: int, headers: dict[str, str] | None = None) -> Callable[..., Reply]:
-    body = json.dumps({"error": {"message": f"status {status}", "type": "x", "code": None}})
-    return lambda _: Reply(
-        status=status,
-        body=body.encode(),
-        headers={"content-type": "application/json", **(headers or {})},
-    )
-
-
-def test_refused_backend_is_ejected_after_n_failures_and_listed(tmp_path, caplog):
-    dead = f"http://127.0.0.1:{closed_port()}/v1"
+def test_refused_backend_is_ejected_after_n_failures_and_listed(tmp_path, caplog, closed_port):
+    dead = f"http://127.0.0.1:{closed_port}/v1"
+    clock = FakeClock()
     with (
         caplog.at_level(logging.INFO, logger="modelway.health"),
-        gateway(tmp_path, {"dead": dead}, failures_to_eject=3, cooldown_seconds=120) as gw,
+        gateway(tmp_path, {"dead": dead}, clock, failures_to_eject=3, cooldown_seconds=120) as gw,
     ):
         for _ in range(2):
             ask(gw, "dead", openai.InternalServerError)
@@ -365,12 +338,13 @@ def test_refused_backend_is_ejected_after_n_failures_and_listed(tmp_path, caplog
         assert view["ejected"] == []
         assert view["backends"]["dead"]["consecutive_failures"] == 2
         ask(gw, "dead", openai.InternalServerError)
+        clock.advance(20)
         view = health_view(gw)
     assert view["ejected"] == ["dead"]
     entry = view["backends"]["dead"]
     assert entry["state"] == "ejected"
     assert entry["last_error"] == "connect"
-    assert 0 < entry["seconds_left"] <= 120
+    assert entry["seconds_left"] == 100
     assert entry["cooldown_seconds"] == 120
     lines = [r.getMessage() for r in caplog.records if r.name == "modelway.health"]
     assert len(lines) == 1 and "'dead' ejected for 120.0s" in lines[0], lines
@@ -378,26 +352,33 @@ def test_refused_backend_is_ejected_after_n_failures_and_listed(tmp_path, caplog
 
 def test_failing_backend_is_probed_after_the_cooldown_and_restored(tmp_path, caplog):
     switch = Switch(ok=openai_behavior, down=status_reply(503))
+    clock = FakeClock()
     with (
         UpstreamServer(switch) as server,
         caplog.at_level(logging.INFO, logger="modelway.health"),
-        gateway(tmp_path, {"flaky": server.url}, failures_to_eject=3, cooldown_seconds=0.3) as gw,
+        gateway(tmp_path, {"flaky": server.url}, clock, failures_to_eject=3, cooldown_seconds=30)
+        as gw,
     ):
         switch.mode = "down"
         for _ in range(3):
             ask(gw, "flaky", openai.InternalServerError)
         assert health_view(gw)["ejected"] == ["flaky"]
-        wait_for(lambda: health_view(gw)["backends"]["flaky"]["state"] == "half_open")
+        clock.advance(29)
+        assert health_view(gw)["backends"]["flaky"]["state"] == "ejected"
+        clock.advance(1)
+        assert health_view(gw)["backends"]["flaky"]["state"] == "half_open"
         ask(gw, "flaky", openai.InternalServerError)  # the probe fails: ejected again, longer
         entry = health_view(gw)["backends"]["flaky"]
-        assert entry["ejections"] == 2 and entry["cooldown_seconds"] == 0.6
+        assert entry["ejections"] == 2 and entry["cooldown_seconds"] == 60
         assert entry["reason"] == "probe failed: http_503"
-        wait_for(lambda: health_view(gw)["backends"]["flaky"]["state"] == "half_open")
+        clock.advance(60)
+        assert health_view(gw)["backends"]["flaky"]["state"] == "half_open"
         switch.mode = "ok"
         ask(gw, "flaky", None)
         view = health_view(gw)
     assert view["ejected"] == []
     assert view["backends"]["flaky"]["state"] == "healthy"
+    assert len(server.received) == 5  # three failures, the failed probe, the good probe
     lines = [r.getMessage() for r in caplog.records if r.name == "modelway.health"]
     assert [("ejected" in ln, "restored" in ln) for ln in lines] == [
         (True, False),
@@ -408,16 +389,20 @@ def test_failing_backend_is_probed_after_the_cooldown_and_restored(tmp_path, cap
 
 
 def test_429_with_retry_after_extends_the_cooldown(tmp_path):
+    clock = FakeClock()
     with (
-        UpstreamServer(status_reply(429, {"retry-after": "90"})) as server,
-        gateway(tmp_path, {"limited": server.url}, failures_to_eject=2, cooldown_seconds=0.2) as gw,
+        UpstreamServer(status_reply(429, headers={"retry-after": "90"})) as server,
+        gateway(
+            tmp_path, {"limited": server.url}, clock, failures_to_eject=2, cooldown_seconds=0.2
+        ) as gw,
     ):
         for _ in range(2):
             ask(gw, "limited", openai.RateLimitError)
+        clock.advance(10)
         entry = health_view(gw)["backends"]["limited"]
     assert entry["state"] == "ejected"
-    assert entry["cooldown_seconds"] >= 89
-    assert entry["seconds_left"] > 60
+    assert entry["cooldown_seconds"] == 90
+    assert entry["seconds_left"] == 80
     assert entry["last_error"] == "http_429"
 
 
@@ -433,8 +418,8 @@ def test_client_errors_from_the_backend_do_not_eject_it(tmp_path):
     assert view["backends"]["picky"]["consecutive_failures"] == 0
 
 
-def test_one_backends_failures_leave_the_others_in_service(tmp_path):
-    dead = f"http://127.0.0.1:{closed_port()}/v1"
+def test_one_backends_failures_leave_the_others_in_service(tmp_path, closed_port):
+    dead = f"http://127.0.0.1:{closed_port}/v1"
     with (
         UpstreamServer() as alive,
         gateway(

@@ -9,8 +9,8 @@ import anthropic
 import openai
 import pytest
 
+from modelway.testing.gateway import run_gateway, write_config
 from tests.governance_kit import ADMIN_KEY, admin, ask, error_code, hashed
-from tests.harness import run_gateway, write_config
 
 APIS = ["openai", "anthropic", "gemini"]
 MODELS = {"openai": "gpt-test", "anthropic": "claude-test", "gemini": "gemini-test"}

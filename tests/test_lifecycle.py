@@ -12,7 +12,7 @@ from typing import Any
 import openai
 
 from modelway import hookimpl, hookspecs
-from tests.harness import run_gateway, write_config
+from modelway.testing.gateway import run_gateway, write_config
 
 AT_BUILD = ["modelway_providers", "modelway_policies", "modelway_ingress_apis",
             "modelway_local_endpoints", "modelway_configure"]
@@ -137,7 +137,7 @@ def test_hook_sequence_of_one_request(tmp_path, upstream):
     recorder = Recorder()
     with run_gateway(_config(tmp_path, upstream), extra_plugins=(("recorder", recorder),)) as gw:
         before_request = list(recorder.names)
-        client = openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0)
+        client = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0))
         answer = client.chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "hi"}])
     assert answer.choices[0].message.content == "echo: hi"
@@ -159,7 +159,7 @@ def test_hook_sequence_of_one_streamed_request(tmp_path, upstream):
     recorder = Recorder()
     with run_gateway(_config(tmp_path, upstream), extra_plugins=(("recorder", recorder),)) as gw:
         before_request = list(recorder.names)
-        client = openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0)
+        client = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0))
         stream = client.chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "one two"}], stream=True)
         chunks = list(stream)

@@ -9,9 +9,9 @@ import json
 import openai
 import pytest
 
+from modelway.testing.gateway import run_gateway, write_config
+from modelway.testing.upstreams import UpstreamServer
 from tests.governance_kit import ADMIN_KEY, admin, ask, error_code, hashed
-from tests.harness import run_gateway, write_config
-from tests.upstreams import UpstreamServer
 
 APIS = ["openai", "anthropic", "gemini"]
 MODELS = {"openai": "gpt-test", "anthropic": "claude-test", "gemini": "gemini-test"}

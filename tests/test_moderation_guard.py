@@ -1,8 +1,8 @@
 """The moderation guard end to end, and guards running in their configured order.
 
-A real gateway (tests.harness.run_gateway) sits in front of a real OpenAI-shaped upstream, a
-real moderation endpoint and (for the order tests) a real webhook guard service, all
-tests.upstreams servers on 127.0.0.1; clients are the official openai SDK.
+A real gateway (the test kit's `run_gateway`) sits in front of a real OpenAI-shaped upstream,
+a real moderation endpoint and (for the order tests) a real webhook guard service, all the
+kit's `UpstreamServer`s on 127.0.0.1; clients are the official openai SDK.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pytest
 
 from modelway.errors import ConfigError
 from modelway.runtime import load_gateway
-from tests.harness import RunningGateway, run_gateway
+from modelway.testing.gateway import RunningGateway, run_gateway
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 from tests.test_webhook_guard import (
     CLIENT_KEY,
     MESSAGES,
@@ -33,7 +34,6 @@ from tests.test_webhook_guard import (
     stream_pieces,
     webhook_policy,
 )
-from tests.upstreams import Received, Reply, UpstreamServer, closed_port
 
 MODERATION_KEY = "sk-moderation-c4e8"
 CATEGORIES = ("harassment", "violence", "self-harm")
@@ -217,9 +217,9 @@ def test_embeddings_inputs_are_moderated(
 
 @pytest.mark.parametrize("on_error", ["allow", "deny"])
 def test_moderation_endpoint_down_follows_on_error(
-    tmp_path: Path, upstream: UpstreamServer, on_error: str
+    tmp_path: Path, upstream: UpstreamServer, on_error: str, closed_port: int
 ) -> None:
-    down = f"http://127.0.0.1:{closed_port()}/v1"
+    down = f"http://127.0.0.1:{closed_port}/v1"
     with gateway(tmp_path, upstream, down, moderation_policy(on_error=on_error)) as gw:
         if on_error == "allow":
             assert chat(gw, messages=violent_chat()) == f"echo: {VIOLENT}"

@@ -1,8 +1,8 @@
 """The OpenAI ingress end to end: the openai SDK (and raw HTTP) through a real gateway.
 
-Every test starts a real gateway (tests.harness.run_gateway) in front of real upstream HTTP
-servers on 127.0.0.1 (tests.upstreams) or the in-process mock provider, and checks what the
-client received against what the upstream produced and what the upstream received.
+Every test starts a real gateway (the test kit's `run_gateway`) in front of real upstream HTTP
+servers on 127.0.0.1 (its `UpstreamServer`) or the in-process mock provider, and checks what
+the client received against what the upstream produced and what the upstream received.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import base64
 import http.client
 import json
 import struct
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -21,8 +20,8 @@ import openai
 import pytest
 import yaml
 
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Behavior, Received, Reply, UpstreamServer
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Behavior, Received, Reply, UpstreamServer
 
 CLIENT_KEY = "sk-client-4f1d9a"
 BACKEND_KEY = "sk-backend-77c3e2"
@@ -155,7 +154,10 @@ def route(name: str, model: str | list[str], backend: str, **match: Any) -> dict
 
 
 def client_for(gw: RunningGateway, key: str = CLIENT_KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    return gw.resource(
+        ("openai", key),
+        lambda: openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30),
+    )
 
 
 def served_by(raw: Any) -> tuple[str | None, str | None]:
@@ -422,20 +424,32 @@ def test_stream_sdk_sees_no_usage_when_not_asked(chat_gw):
 
 
 def test_stream_is_relayed_incrementally(chat_gw, scripted):
-    pieces = ["t0", " t1", " t2", " t3"]  # + stop + [DONE]: 6 chunks, 5 gaps of 0.5 s
-    scripted.behavior = scripted_chat(pieces, delay=0.5)
+    """Lockstep: the upstream sends each piece only once the client has the one before, so a
+    gateway that buffered the stream would never deliver the first piece."""
+    pieces = ["t0", " t1", " t2", " t3"]
+    step = scripted.gate(timeout=10)
+
+    def lockstep(received: Received) -> Reply:
+        chunks = sse_bytes(stream_events(received.json, pieces, USAGE))
+
+        def produce() -> Iterator[bytes]:
+            for index, chunk in enumerate(chunks):
+                if 0 < index <= len(pieces) and not step.wait():
+                    return  # the client never saw the previous piece: buffered
+                yield chunk
+
+        return Reply(headers=dict(SSE), chunks=produce())
+
+    scripted.behavior = lockstep
     client = client_for(chat_gw)
-    arrivals: list[tuple[float, str]] = []
-    started = time.monotonic()
+    seen: list[str] = []
     stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
-            arrivals.append((time.monotonic() - started, chunk.choices[0].delta.content))
-    finished = time.monotonic() - started
-    assert [text for _, text in arrivals] == pieces
-    first = arrivals[0][0]
-    assert first < 1.5, f"first chunk after {first:.2f}s: the stream was buffered"
-    assert finished >= 2.5, f"whole stream took {finished:.2f}s: upstream delays were skipped"
+            seen.append(chunk.choices[0].delta.content)
+            step.open()
+    assert seen == pieces
+    assert scripted.errors == []
 
 
 # ------------------------------------------------------------------------- 4. embeddings

@@ -7,19 +7,21 @@ call), under load from several client threads, streamed and not.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import openai
 import pytest
 
 from modelway.errors import ConfigError
-from tests.harness import run_gateway
-from tests.upstreams import UpstreamServer
+from modelway.testing.gateway import run_gateway
+from modelway.testing.upstreams import UpstreamServer
+from modelway.testing.wait import wait_until
 
 CONFIG = """
 plugins: [openai]
@@ -81,13 +83,11 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(30)
+        self.client.close()
 
 
-def wait_for(predicate, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
+def done_at_least(load: Load, count: int) -> Callable[[], bool]:
+    return lambda: load.done >= count
 
 
 def test_canary_percentage_changes_under_load_with_no_failed_request(tmp_path):
@@ -95,17 +95,15 @@ def test_canary_percentage_changes_under_load_with_no_failed_request(tmp_path):
         path = tmp_path / "gateway.yaml"
         canary_config(path, stable, canary, percent=0)
         with run_gateway(path) as gw, Load(gw.base_url) as load:
-            wait_for(lambda: load.done >= 40)
+            wait_until(done_at_least(load, 40), timeout=30)
             assert canary.received == []
             canary_config(path, stable, canary, percent=50)
             gw.call(gw.server.reload())
-            before = load.done
-            wait_for(lambda: load.done >= before + 80)
+            wait_until(done_at_least(load, load.done + 80), timeout=30)
             canary_config(path, stable, canary, percent=100)
             gw.call(gw.server.reload())
             stable_count = len(stable.received)
-            before = load.done
-            wait_for(lambda: load.done >= before + 40)
+            wait_until(done_at_least(load, load.done + 40), timeout=30)
             late_stable = len(stable.received) - stable_count
         assert load.failures == []
         assert len(canary.received) > 0
@@ -121,19 +119,25 @@ def test_invalid_reload_keeps_the_running_configuration(tmp_path):
             path.write_text("routes: [{backend: nowhere}]\n")
             with pytest.raises(ConfigError):
                 gw.call(gw.server.reload())
-            client = openai.OpenAI(base_url=gw.base_url, api_key="k", max_retries=0)
+            client = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="k", max_retries=0))
             answer = client.chat.completions.create(
                 model="m", messages=[{"role": "user", "content": "still"}]
             )
     assert answer.choices[0].message.content == "echo: still"
 
 
-def free_port() -> int:
-    import socket
+def listening_port(process: subprocess.Popen[str]) -> int:
+    """The port `modelway run --port 0` reports on its first line of stderr."""
+    line = process.stderr.readline() if process.stderr else ""
+    found = re.search(r"listening on http://127\.0\.0\.1:(\d+) ", line)
+    assert found is not None, line
+    return int(found.group(1))
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+
+def touch_later(path: Path) -> None:
+    """A modification time two seconds on, so a watcher sees a change on any file system."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
 
 
 @pytest.mark.slow
@@ -143,8 +147,7 @@ def test_reload_by_signal_and_by_file_watch(tmp_path, trigger):
     with UpstreamServer() as stable, UpstreamServer() as canary:
         path = tmp_path / "gateway.yaml"
         canary_config(path, stable, canary, percent=0)
-        port = free_port()
-        args = [modelway, "run", "-c", str(path), "--port", str(port)]
+        args = [modelway, "run", "-c", str(path), "--port", "0"]
         process = subprocess.Popen(
             [*args, "--watch"] if trigger == "watch" else args,
             stderr=subprocess.PIPE,
@@ -153,25 +156,27 @@ def test_reload_by_signal_and_by_file_watch(tmp_path, trigger):
             env={**os.environ, "OPENAI_API_KEY": ""},
         )
         try:
-            assert "listening on" in (process.stderr.readline() if process.stderr else "")
-            client = openai.OpenAI(
+            port = listening_port(process)
+            with openai.OpenAI(
                 base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0
-            )
-            ask = lambda: client.chat.completions.create(  # noqa: E731
-                model="m", messages=[{"role": "user", "content": "x"}]
-            )
-            ask()
-            time.sleep(1.1)  # a new modification time, even on coarse file systems
-            canary_config(path, stable, canary, percent=100)
-            if trigger == "sighup":
-                process.send_signal(signal.SIGHUP)
-
-            def switched() -> bool:
+            ) as client:
+                ask = lambda: client.chat.completions.create(  # noqa: E731
+                    model="m", messages=[{"role": "user", "content": "x"}]
+                )
                 ask()
-                return bool(canary.received)
+                canary_config(path, stable, canary, percent=100)
+                touch_later(path)
+                if trigger == "sighup":
+                    process.send_signal(signal.SIGHUP)
 
-            wait_for(switched)
+                def switched() -> bool:
+                    ask()
+                    return bool(canary.received)
+
+                wait_until(switched, timeout=20)
         finally:
             process.terminate()
             process.wait(30)
+            if process.stderr:
+                process.stderr.close()
     assert process.returncode == 0

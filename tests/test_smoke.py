@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import openai
 
-from tests.harness import run_gateway, write_config
+from modelway.testing.gateway import run_gateway, write_config
 
 
 def test_chat_through_gateway(tmp_path, upstream):
@@ -19,7 +19,7 @@ def test_chat_through_gateway(tmp_path, upstream):
     """,
     )
     with run_gateway(config) as gw:
-        client = openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0)
+        client = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0))
         answer = client.chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "hi"}]
         )

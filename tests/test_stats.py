@@ -7,13 +7,11 @@ against what each upstream actually received and answered.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import random
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -23,22 +21,15 @@ import openai
 import pytest
 import yaml
 
-import modelway.plugins.ops.admin_api as admin_api_module
 from modelway.errors import ConfigError
-from modelway.pluginmanager import BUILTIN_PLUGINS
 from modelway.plugins.ops.stats import Bucket, Series, StatsBoard, percentile
 from modelway.runtime import load_gateway
 from modelway.services import ReloadService, Services, StatsService
 from modelway.statscli import render, stats_url
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import (
-    Received,
-    Reply,
-    UpstreamServer,
-    closed_port,
-    openai_completion,
-    openai_stream_chunks,
-)
+from modelway.testing.fake_openai import openai_completion, openai_stream_chunks
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
+from modelway.testing.wait import wait_until
 
 BACKEND_KEY = "sk-backend-stats"
 ADMIN_KEY = "sk-gateway-admin-51c0"
@@ -185,11 +176,8 @@ def test_reservoir_size_is_validated(tmp_path):
 # ----------------------------------------------------------------------------- gateway helpers
 
 
-def admin_plugins(sections: dict[str, Any]) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
-    """`admin_api` by name once it is a built-in, else handed to the gateway as an extra."""
-    if "admin_api" in BUILTIN_PLUGINS:
-        return {**sections, "admin_api": None}, ()
-    return sections, (("admin_api", admin_api_module),)
+def admin_plugins(sections: dict[str, Any]) -> dict[str, Any]:
+    return {**sections, "admin_api": None}
 
 
 def answering(text: str) -> Callable[[Received], Reply]:
@@ -216,7 +204,7 @@ def split_gateway(
     with ExitStack() as stack:
         a = stack.enter_context(UpstreamServer(answering("answer from a")))
         b = stack.enter_context(UpstreamServer(answering("answer from b")))
-        plugins, extra = admin_plugins({"openai": None, "stats": None, "health": None})
+        plugins = admin_plugins({"openai": None, "stats": None, "health": None})
         config: dict[str, Any] = {
             "gateway": gateway or {},
             "plugins": plugins,
@@ -236,42 +224,39 @@ def split_gateway(
                 {"name": "solo", "match": {"model": "solo-model"}, "backend": "a"},
             ],
         }
-        path = write_config(tmp_path, yaml.safe_dump(config, sort_keys=False))
-        gw = stack.enter_context(run_gateway(path, extra))
+        gw = stack.enter_context(run_gateway(config, directory=tmp_path))
         yield gw, a, b
 
 
 def client(gw: RunningGateway, key: str = "sk-client") -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    return gw.resource(
+        ("openai", key),
+        lambda: openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30),
+    )
 
 
 def admin(
     gw: RunningGateway, method: str, path: str, key: str | None = None
 ) -> tuple[int, dict[str, Any]]:
-    connection = http.client.HTTPConnection(gw.host, gw.port, timeout=30)
     headers = {"authorization": f"Bearer {key}"} if key else {}
-    try:
-        connection.request(method, path, headers=headers)
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    assert response.getheader("content-type") == "application/json"
-    return response.status, json.loads(body)
+    answer = gw.http(method, path, headers=headers)
+    assert answer.headers["content-type"] == "application/json"
+    return answer.status, answer.json
 
 
 def stats_when(
     gw: RunningGateway, ready: Callable[[dict[str, Any]], bool], key: str | None = None
 ) -> dict[str, Any]:
     """Poll the stats until `ready` (request_done can trail a stream's last byte)."""
-    deadline = time.monotonic() + 30
-    while True:
+    seen: list[dict[str, Any]] = []
+
+    def check() -> dict[str, Any] | None:
         status, data = admin(gw, "GET", "/modelway/stats", key)
         assert status == 200, data
-        if ready(data):
-            return data
-        assert time.monotonic() < deadline, data
-        time.sleep(0.05)
+        seen[:] = [data]
+        return data if ready(data) else None
+
+    return wait_until(check, what=lambda: f"statistics to be ready, seen {seen}")
 
 
 def routed(route: str, count: int) -> Callable[[dict[str, Any]], bool]:
@@ -384,14 +369,12 @@ def test_admin_api_errors_are_in_openai_shape(tmp_path):
 
 
 def test_admin_views_say_when_their_plugin_is_not_enabled(tmp_path):
-    plugins, extra = admin_plugins({"mock": None})
     config = {
-        "plugins": plugins,
+        "plugins": admin_plugins({"mock": None}),
         "backends": {"m": {"provider": "mock"}},
         "routes": [{"match": {"model": "m"}, "backend": "m"}],
     }
-    path = write_config(tmp_path, yaml.safe_dump(config))
-    with run_gateway(path, extra) as gw:
+    with run_gateway(config, directory=tmp_path) as gw:
         for view in ("stats", "health"):
             status, body = admin(gw, "GET", f"/modelway/{view}")
             assert status == 404
@@ -426,13 +409,6 @@ def test_reload_calls_a_plain_callable_and_reports_its_failures(tmp_path):
         assert "disk on fire" not in body["error"]["message"]
 
 
-def wait_until(check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 30
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-
-
 def ab_variant(gw: RunningGateway, user: str) -> str:
     raw = client(gw).chat.completions.with_raw_response.create(
         model="ab-model",
@@ -451,9 +427,7 @@ def test_reload_endpoint_switches_the_configuration_and_keeps_the_stats(tmp_path
         config = yaml.safe_load(path.read_text())
         config["routes"][0]["split"]["targets"][0]["weight"] = 0  # everyone to b
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        status, body = admin(gw, "POST", "/modelway/reload")
-        assert (status, body) == (200, {"reloaded": True})
-        wait_until(lambda: ab_variant(gw, users[0]) == "b")
+        assert admin(gw, "POST", "/modelway/reload") == (200, {"reloaded": True})
         assert {ab_variant(gw, user) for user in users} == {"b"}
         sent = len(received_chats(a)) + len(received_chats(b))
         data = stats_when(gw, routed("ab", sent))
@@ -532,20 +506,14 @@ def test_cli_uses_the_api_key(tmp_path):
     assert "no requests yet" in by_flag.stdout
 
 
-def test_cli_says_when_the_gateway_cannot_be_reached():
-    result = stats_cli("--url", f"http://127.0.0.1:{closed_port()}", "--timeout", "5")
+def test_cli_says_when_the_gateway_cannot_be_reached(closed_port):
+    result = stats_cli("--url", f"http://127.0.0.1:{closed_port}", "--timeout", "5")
     assert result.returncode == 1
     assert "cannot reach" in result.stderr
     assert result.stdout == ""
 
 
 def test_modelway_stats_command(tmp_path):
-    from modelway import cli
-
-    try:
-        cli._parser().parse_args(["stats", "--url", "http://127.0.0.1:1"])
-    except SystemExit:
-        pytest.skip("`modelway stats` is not wired into modelway.cli yet")
     modelway = str(Path(sys.executable).parent / "modelway")
     with split_gateway(tmp_path) as (gw, _, _):
         client(gw).chat.completions.create(

@@ -23,19 +23,31 @@ def module_name(path: Path) -> str:
 
 
 def runtime_imports(tree: ast.Module, modules: set[str]) -> set[str]:
-    """`modelway.*` modules a module imports when it runs (not under TYPE_CHECKING);
+    """`modelway.*` modules a module imports when it is imported: its module-level imports,
+    not those under TYPE_CHECKING and not those deferred into a function's body;
     `from modelway import jsonx` is an import of the submodule `modelway.jsonx`."""
     found: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             continue
-        for inner in ast.walk(node):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for inner in _without_functions(node):
             if isinstance(inner, ast.ImportFrom) and inner.module and inner.level == 0:
                 subs = {f"{inner.module}.{a.name}" for a in inner.names} & modules
                 found.update(subs or {inner.module})
             elif isinstance(inner, ast.Import):
                 found.update(alias.name for alias in inner.names)
     return {name for name in found if name.startswith("modelway")}
+
+
+def _without_functions(node: ast.AST) -> list[ast.AST]:
+    """`node` and what it holds, except the bodies of functions (imports there are deferred)."""
+    out = [node]
+    for child in ast.iter_child_nodes(node):
+        if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+            out.extend(_without_functions(child))
+    return out
 
 
 def core_graph() -> dict[str, set[str]]:

@@ -1,25 +1,23 @@
 """The example third-party plugin `modelway-hello`, installed as a real distribution.
 
 It is found through its `modelway` entry point, listed by `modelway plugins`, enabled and
-validated from YAML, and called on real proxied requests. The distribution lives in
-tests/plugins/modelway-hello and must be installed into the test environment.
+validated from YAML. The distribution lives in tests/plugins/modelway-hello (with its own
+tests, on the test kit) and must be installed into the test environment.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
-import openai
 import pytest
 
 from modelway.errors import ConfigError
 from modelway.pluginmanager import PluginSource, available_plugins
 from modelway.runtime import load_gateway
-from tests.harness import run_gateway, write_config
+from modelway.testing.gateway import write_config
 
 INSTALL_HINT = (
     "the example plugin distribution is not installed; run "
@@ -127,48 +125,5 @@ def test_bad_settings_name_the_field(tmp_path, upstream, section, where, message
     assert "s3cret-value" not in text  # values are never echoed
 
 
-# ------------------------------------------------------------------------------- requests
-
-
-def test_called_on_proxied_requests(tmp_path, upstream):
-    hello_source()
-    log = tmp_path / "access.log"
-    config = hello_config(tmp_path, upstream.url, "{header_value: abc}", access_log=log)
-    with run_gateway(config) as gw:
-        client = openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0)
-        answer = client.chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "hi"}])
-        stream = client.chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "a b"}], stream=True)
-        streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream
-                           if chunk.choices)
-    assert answer.choices[0].message.content == "echo: hi"
-    assert streamed == "echo: a b"
-    assert [r.headers.get("x-hello") for r in upstream.received] == ["abc", "abc"]
-    records = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [(r["status"], r["stream"], r["hello"]) for r in records] == [
-        (200, False, "hello"),
-        (200, True, "hello"),
-    ]
-
-
-def test_not_called_when_not_enabled(tmp_path, upstream):
-    hello_source()
-    log = tmp_path / "access.log"
-    config = write_config(tmp_path, f"""
-        plugins:
-          openai: null
-          access_log: {{path: '{log}'}}
-        backends:
-          up: {{provider: openai, base_url: "{upstream.url}", api_key: sk-gateway}}
-        routes:
-          - {{match: {{model: "gpt-*"}}, backend: up}}
-    """)
-    with run_gateway(config) as gw:
-        client = openai.OpenAI(base_url=gw.base_url, api_key="sk-client", max_retries=0)
-        client.chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "hi"}])
-    assert "x-hello" not in upstream.last.headers
-    (record,) = [json.loads(line) for line in log.read_text().splitlines()]
-    assert record["status"] == 200
-    assert "hello" not in record
+# The plugin's behaviour on proxied requests is tested by its own test module,
+# tests/plugins/modelway-hello/test_modelway_hello.py, with the test kit's fixtures only.

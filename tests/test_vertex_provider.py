@@ -14,7 +14,6 @@ import base64
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,10 +36,12 @@ from modelway.plugins.providers.vertex import (
     VertexProvider,
     default_base_url,
 )
-from modelway.runtime import load_gateway
-from tests.gemini_upstream import flatten, gemini_behavior, google_error, reassemble
-from tests.harness import run_gateway, write_config
-from tests.upstreams import Behavior, Received, Reply, UpstreamServer
+from modelway.runtime import Gateway, load_gateway
+from modelway.testing.clock import ManualSleep
+from modelway.testing.fake_gemini import gemini_behavior, google_error
+from modelway.testing.gateway import run_gateway, write_config
+from modelway.testing.upstreams import Behavior, Received, Reply, UpstreamServer
+from tests.openai_answers import flatten, reassemble
 
 PROJECT = "proj-1"
 LOCATION = "europe-west4"
@@ -224,9 +225,9 @@ class TokenServer:
 
     def behave(self, received: Received) -> Reply:
         form = {k: v[0] for k, v in parse_qs(received.body.decode()).items()}
-        if self.failures_left > 0:
+        if self.failures_left > 0:  # a 502 from a proxy in front: google-auth does not retry it
             self.failures_left -= 1
-            return Reply(status=503, body=b'{"error": "temporarily_unavailable"}')
+            return Reply(status=502, body=b'{"error": "bad_gateway"}')
         if received.path != "/token" or not self._valid(form):
             return Reply(status=400, body=b'{"error": "invalid_grant"}')
         with self.lock:
@@ -455,7 +456,10 @@ def static_gateway(tmp_path, vertex_upstream):
 
 
 def client_for(gw) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0)
+    return gw.resource(
+        "openai",
+        lambda: openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0),
+    )
 
 
 def stream(client: openai.OpenAI, **kwargs: Any) -> list[Any]:
@@ -601,38 +605,50 @@ def test_service_account_token_reaches_the_upstream(tmp_path, rsa_key, token_ser
     assert token_server.issued == ["ya29.sa-token-1"]
 
 
+def controlled_sleep(sleep: ManualSleep) -> Callable[[Gateway], None]:
+    """A `prepare` hook: the backend's token refresher waits on `sleep`, not on the clock."""
+
+    def prepare(gateway: Gateway) -> None:
+        gateway.backends["vx"].provider.tokens.sleep = sleep  # type: ignore[attr-defined]
+
+    return prepare
+
+
 def test_service_account_token_is_refreshed_before_expiry(tmp_path, rsa_key, token_server):
-    token_server.lifetime = 2
+    sleep = ManualSleep()
     key_file = service_account_file(tmp_path, rsa_key, token_server.token_uri)
     with UpstreamServer(vertex_behavior(bearer_check(token_server.token_valid))) as upstream:
         config = gateway_config(tmp_path, upstream.port, f"service_account_file: {key_file}")
-        with run_gateway(config) as gw:
-            deadline = time.monotonic() + 30
-            while len(token_server.issued) < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert len(token_server.issued) >= 3
+        with run_gateway(config, prepare=controlled_sleep(sleep)) as gw:
+            (first_wait,) = sleep.wait_for_sleepers(1)
+            assert token_server.issued == ["ya29.sa-token-1"]
+            sleep.release()  # the hour, less the 300 s margin, has passed
+            sleep.wait_for_sleepers(2)
+            assert token_server.issued == ["ya29.sa-token-1", "ya29.sa-token-2"]
             answer = client_for(gw).chat.completions.create(
                 model="gemini-2.5-flash", messages=HELLO
             )
-            used = upstream.last.headers["authorization"].removeprefix("Bearer ")
+            used = upstream.last.headers["authorization"]
+    assert 3200 < first_wait <= 3300  # refreshed 300 s before the 3600 s lifetime ends
     assert answer.choices[0].finish_reason == "stop"
-    assert used in token_server.issued[2:]
+    assert used == "Bearer ya29.sa-token-2"
 
 
 def test_failed_token_fetch_is_retried(tmp_path, rsa_key, token_server):
-    token_server.failures_left = 2
+    token_server.failures_left = 1
+    sleep = ManualSleep()
     key_file = service_account_file(tmp_path, rsa_key, token_server.token_uri)
     with UpstreamServer(vertex_behavior(bearer_check(token_server.token_valid))) as upstream:
         config = gateway_config(tmp_path, upstream.port, f"service_account_file: {key_file}")
-        with run_gateway(config) as gw:
+        with run_gateway(config, prepare=controlled_sleep(sleep)) as gw:
             client = client_for(gw)
-            if not token_server.issued:
-                with pytest.raises(openai.InternalServerError) as caught:
-                    client.chat.completions.create(model="gemini-2.5-flash", messages=HELLO)
-                assert caught.value.body["code"] == "upstream_credentials_unavailable"
-            deadline = time.monotonic() + 30
-            while not token_server.issued and time.monotonic() < deadline:
-                time.sleep(0.05)
+            assert sleep.wait_for_sleepers(1) == [1.0]  # the first fetch failed: retry in 1 s
+            assert token_server.issued == []
+            with pytest.raises(openai.InternalServerError) as caught:
+                client.chat.completions.create(model="gemini-2.5-flash", messages=HELLO)
+            assert caught.value.body["code"] == "upstream_credentials_unavailable"
+            sleep.release()
+            sleep.wait_for_sleepers(2)
             answer = client.chat.completions.create(model="gemini-2.5-flash", messages=HELLO)
     assert answer.choices[0].message.content == "echo: hello vertex"
     assert token_server.issued == ["ya29.sa-token-1"]

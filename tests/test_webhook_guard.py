@@ -1,15 +1,15 @@
 """The webhook guard end to end: the openai SDK (and raw HTTP) through a real gateway.
 
-A real gateway (tests.harness.run_gateway) sits in front of a real OpenAI-shaped upstream and a
-real guard service (both tests.upstreams servers on 127.0.0.1); the tests check what the client
-got, what the guard service and the upstream received, and the access log's guard decisions.
+A real gateway (the test kit's `run_gateway`) sits in front of a real OpenAI-shaped upstream
+and a real guard service (both the kit's `UpstreamServer`s on 127.0.0.1); the tests check what
+the client got, what the guard service and the upstream received, and the access log's guard
+decisions.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +19,8 @@ import openai
 import pytest
 import yaml
 
-from tests.harness import RunningGateway, run_gateway, write_config
-from tests.upstreams import Received, Reply, UpstreamServer, closed_port
+from modelway.testing.gateway import RunningGateway, run_gateway, write_config
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 
 CLIENT_KEY = "sk-client-webhook-5e1"
 BACKEND_KEY = "sk-backend-webhook-9a2"
@@ -28,7 +28,7 @@ MESSAGES = [
     {"role": "system", "content": "you are terse"},
     {"role": "user", "content": "hello world"},
 ]
-UPSTREAM_TEXT = "echo: hello world"  # what tests.upstreams.openai_behavior answers to MESSAGES
+UPSTREAM_TEXT = "echo: hello world"  # what fake_openai.openai_behavior answers to MESSAGES
 
 Answer = dict[str, Any] | Reply | Callable[[dict[str, Any]], Any]
 
@@ -36,14 +36,15 @@ Answer = dict[str, Any] | Reply | Callable[[dict[str, Any]], Any]
 # ------------------------------------------------------------------------- helpers
 
 
-def guard_service(answer: Answer, delay: float = 0.0) -> Callable[[Received], Reply]:
-    """A guard service behavior: a fixed JSON answer, a Reply, or a function of the payload."""
+def guard_service(answer: Answer, stall: float = 0.0) -> Callable[[Received], Reply]:
+    """A guard service behavior: a fixed JSON answer, a Reply, or a function of the payload;
+    sent after `stall` seconds (cut short when the server stops)."""
 
     def behave(received: Received) -> Reply:
-        if delay:
-            time.sleep(delay)
         value = answer(received.json) if callable(answer) else answer
-        return value if isinstance(value, Reply) else Reply(body=json.dumps(value).encode())
+        reply = value if isinstance(value, Reply) else Reply(body=json.dumps(value).encode())
+        reply.stall = stall
+        return reply
 
     return behave
 
@@ -92,7 +93,10 @@ def gateway(
 
 
 def client_for(gw: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    return gw.resource(
+        "openai",
+        lambda: openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30),
+    )
 
 
 def chat(gw: RunningGateway, model: str = "gpt-4o", messages: Any = MESSAGES) -> str | None:
@@ -245,7 +249,7 @@ def test_reject_answers_in_the_openai_error_shape_and_sends_nothing_upstream(
 def test_timeout_fails_open_when_on_error_is_allow(
     tmp_path: Path, upstream: UpstreamServer, hook: UpstreamServer
 ) -> None:
-    hook.behavior = guard_service({"action": "reject"}, delay=1.5)
+    hook.behavior = guard_service({"action": "reject"}, stall=60)
     policy = webhook_policy(hook, timeout_seconds=0.2, on_error="allow")
     with gateway(tmp_path, upstream, policy) as gw:
         assert chat(gw) == UPSTREAM_TEXT
@@ -257,7 +261,7 @@ def test_timeout_fails_open_when_on_error_is_allow(
 def test_timeout_fails_closed_with_a_gateway_error(
     tmp_path: Path, upstream: UpstreamServer, hook: UpstreamServer
 ) -> None:
-    hook.behavior = guard_service({"action": "pass"}, delay=1.5)
+    hook.behavior = guard_service({"action": "pass"}, stall=60)
     policy = webhook_policy(hook, timeout_seconds=0.2, on_error="deny")
     with gateway(tmp_path, upstream, policy) as gw:
         error = chat_error(gw)
@@ -305,8 +309,10 @@ def test_unusable_answers_let_the_request_through_when_failing_open(
     assert guards_logged(tmp_path) == expected
 
 
-def test_unreachable_service_fails_closed(tmp_path: Path, upstream: UpstreamServer) -> None:
-    policy = webhook_policy(f"http://127.0.0.1:{closed_port()}/check")
+def test_unreachable_service_fails_closed(
+    tmp_path: Path, upstream: UpstreamServer, closed_port: int
+) -> None:
+    policy = webhook_policy(f"http://127.0.0.1:{closed_port}/check")
     with gateway(tmp_path, upstream, policy) as gw:
         error = chat_error(gw)
     assert (error.status_code, error.code) == (503, "guard_unavailable")

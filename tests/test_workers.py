@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from modelway.testing.gateway import write_config
 from tests.governance_kit import ask, hashed
-from tests.harness import write_config
 from tests.processes import GatewayProcess, wait_for
 from tests.redis_server import redis_server  # noqa: F401
 

@@ -23,7 +23,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -107,12 +107,19 @@ class TokenSource:
 
     `start()` fetches the first token and keeps a background task that refreshes it when
     half its lifetime (at most `margin` seconds before expiry) is left; a failed refresh is
-    retried with backoff while the old token, if still valid, keeps being used.
+    retried with backoff while the old token, if still valid, keeps being used. `sleep` is
+    how it waits between refreshes (tests hand in one they control).
     """
 
-    def __init__(self, load: Callable[[], Any], margin: float = 300.0) -> None:
+    def __init__(
+        self,
+        load: Callable[[], Any],
+        margin: float = 300.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._load = load
         self._margin = margin
+        self.sleep = sleep
         self._credentials: Any = None
         self._task: asyncio.Task[None] | None = None
         self._first: asyncio.Event | None = None
@@ -160,7 +167,7 @@ class TokenSource:
                 delay, backoff = self._next_delay(), 1.0
             if self._first is not None:
                 self._first.set()
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
 
     async def refresh(self) -> None:
         self.token, self.expiry = await asyncio.to_thread(self._refresh_blocking)

@@ -20,6 +20,10 @@ from modelway.context import Attempt, Plan, RequestContext
 from modelway.runtime import Route, Target
 from modelway.services import HealthService
 
+rng = random.Random()
+"""Chance, for requests without a cohort value and for the order within a failover group.
+Tests replace it with a seeded `random.Random` to get the same picks on every run."""
+
 
 def cohort_value(ctx: RequestContext, cohort: str) -> str | None:
     if cohort == "key":
@@ -35,7 +39,7 @@ def cohort_value(ctx: RequestContext, cohort: str) -> str | None:
 def point(value: str | None) -> float:
     """A position in [0, 1): stable for a value, random without one."""
     if value is None:
-        return random.random()
+        return rng.random()
     digest = hashlib.sha256(value.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
@@ -72,7 +76,7 @@ def primary(ctx: RequestContext, route: Route) -> Attempt | None:
 def failover_attempts(route: Route, taken: set[str]) -> list[Attempt]:
     attempts = []
     for index, group in enumerate(route.groups, start=1):
-        for backend in random.sample(group, len(group)):
+        for backend in rng.sample(group, len(group)):
             if backend.name not in taken:
                 taken.add(backend.name)
                 attempts.append(Attempt(backend, None, group=index))

@@ -1,5 +1,4 @@
-"""A fake upstream that speaks Gemini's generateContent wire format, for the Gemini and Vertex
-tests, plus helpers to compare what an OpenAI client received.
+"""Gemini's generateContent / streamGenerateContent wire format for fake upstreams.
 
 The answer is built from the request it received (field names as in the Gemini API
 reference): a `functionResponse` in the last turn is answered with text quoting it, a request
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.upstreams import Behavior, Received, Reply
+from modelway.testing.upstreams import Behavior, Received, Reply
 
 SSE = {"content-type": "text/event-stream"}
 RESPONSE_ID = "resp-7Hq2"
@@ -122,10 +121,24 @@ def sse_chunks(events: list[dict[str, Any]]) -> list[bytes]:
     return [b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events]
 
 
-def gemini_behavior(prefix: str, authorized: Callable[[Received], Reply | None]) -> Behavior:
+def api_key_check(key: str) -> Callable[[Received], Reply | None]:
+    """An `authorized` check for Gemini API keys (`x-goog-api-key`), answered as Google does."""
+
+    def check(received: Received) -> Reply | None:
+        if received.headers.get("x-goog-api-key") != key:
+            return google_error(400, "INVALID_ARGUMENT", "API key not valid.")
+        return None
+
+    return check
+
+
+def gemini_behavior(
+    prefix: str = "/v1beta/models/", authorized: Callable[[Received], Reply | None] | None = None
+) -> Behavior:
     """Answers POST {prefix}{model}:generateContent / :streamGenerateContent?alt=sse.
 
-    `authorized` returns an error Reply when the request's credentials are wrong.
+    `authorized` returns an error Reply when the request's credentials are wrong (default:
+    any credentials pass).
     """
     pattern = re.compile(
         re.escape(prefix) + r"(?P<model>[^/:?]+):(?P<method>generateContent|"
@@ -136,7 +149,7 @@ def gemini_behavior(prefix: str, authorized: Callable[[Received], Reply | None])
         match = pattern.fullmatch(received.path)
         if received.method != "POST" or match is None:
             return google_error(404, "NOT_FOUND", f"unexpected {received.method} {received.path}")
-        denied = authorized(received)
+        denied = authorized(received) if authorized else None
         if denied is not None:
             return denied
         plan = plan_for(received.json, match["model"])
@@ -145,60 +158,3 @@ def gemini_behavior(prefix: str, authorized: Callable[[Received], Reply | None])
         return Reply(body=json.dumps(whole_response(plan)).encode())
 
     return behave
-
-
-# ------------------------------------------------------------------------- client side
-
-
-def reassemble(chunks: list[Any]) -> dict[str, Any]:
-    """The answer an OpenAI client rebuilds from stream chunks (choice 0), plus usage."""
-    content: str | None = None
-    calls: dict[int, dict[str, Any]] = {}
-    finish = None
-    usage = None
-    for chunk in chunks:
-        if chunk.usage is not None:
-            usage = _usage(chunk.usage)
-        for choice in chunk.choices:
-            delta = choice.delta
-            if delta.content:
-                content = (content or "") + delta.content
-            for call in delta.tool_calls or []:
-                slot = calls.setdefault(call.index, {"id": None, "name": "", "arguments": ""})
-                slot["id"] = call.id or slot["id"]
-                slot["name"] += call.function.name or ""
-                slot["arguments"] += call.function.arguments or ""
-            finish = choice.finish_reason or finish
-    return {
-        "content": content,
-        "tool_calls": [calls[i] for i in sorted(calls)],
-        "finish_reason": finish,
-        "usage": usage,
-    }
-
-
-def flatten(answer: Any) -> dict[str, Any]:
-    """A non-streamed answer in the shape `reassemble` gives."""
-    message = answer.choices[0].message
-    calls = [
-        {"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-        for c in message.tool_calls or []
-    ]
-    return {
-        "content": message.content,
-        "tool_calls": calls,
-        "finish_reason": answer.choices[0].finish_reason,
-        "usage": _usage(answer.usage) if answer.usage else None,
-    }
-
-
-def _usage(usage: Any) -> dict[str, Any]:
-    prompt_details = usage.prompt_tokens_details
-    completion_details = usage.completion_tokens_details
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "cached_tokens": prompt_details.cached_tokens if prompt_details else None,
-        "reasoning_tokens": completion_details.reasoning_tokens if completion_details else None,
-    }
