@@ -32,6 +32,8 @@ async def native_answer(ctx: RequestContext, sent: Sent, body: bytes) -> Reply:
         view = ctx.wire.response_view(data)
         if view is not None and await _police(ctx, view):
             body = jsonx.dumps(data)
+    if data is not None:
+        ctx.wire.answered(ctx, data)
     return reply(ctx, sent.response.status, body, content_type)
 
 

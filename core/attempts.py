@@ -69,7 +69,7 @@ def attempt_model(ctx: RequestContext, attempt: Attempt) -> str:
 def choose_lane(ctx: RequestContext, provider: Provider, model: str, force_hub: bool) -> str:
     call = ctx.call
     assert call is not None
-    if force_hub or (call.stream and not provider.native_streams):
+    if force_hub or (call.stream and not provider.streams_natively(call.wire)):
         return HUB
     if call.wire in provider.native_wires(model):
         return NATIVE

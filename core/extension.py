@@ -111,6 +111,10 @@ class Provider(ABC):
         self.backend = backend
         self.options = options
 
+    def streams_natively(self, wire: str) -> bool:
+        """Whether streams of `wire` take the same-API lane (`native_streams` by default)."""
+        return self.native_streams
+
     def native_wires(self, model: str) -> frozenset[str]:
         """The wire APIs (`modelway.wire`) this backend speaks itself for `model`: a client
         speaking one of them gets the same-API lane (`build_native`)."""

@@ -131,6 +131,10 @@ class WireSupport(ABC):
         """Token usage of a complete same-API answer (parsed JSON)."""
         return None
 
+    def answered(self, ctx: RequestContext, body: Any) -> None:
+        """A complete same-API answer (parsed JSON, after response policies) goes to the
+        client; a wire API that keeps state about its answers (stored responses) notes it."""
+
     def response_view(self, body: dict[str, Any]) -> ResponseView | None:
         """The policy view over a complete same-API answer, or None if it has no text."""
         return None
@@ -192,6 +196,11 @@ class IngressAPI(ABC):
 
     def error_headers(self, error: GatewayError) -> dict[str, str]:
         return {"content-type": "application/json", **error.headers}
+
+    async def prepare(self, ctx: RequestContext) -> None:
+        """After `decode` and before routing: asynchronous work a call needs first (e.g.
+        loading the stored conversation a Responses `previous_response_id` continues);
+        raise GatewayError (4xx) for what it finds wrong. Nothing by default."""
 
     def stream_start(self, ctx: RequestContext) -> bytes:
         """Bytes a translated stream starts with before the backend answers (e.g. the

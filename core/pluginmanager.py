@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "mock": "modelway.plugins.providers.mock",
     "anthropic_api": "modelway.plugins.ingress.anthropic",
     "gemini_api": "modelway.plugins.ingress.gemini",
+    "responses_api": "modelway.plugins.ingress.responses:ResponsesPlugin",
     "anthropic": "modelway.plugins.providers.anthropic",
     "gemini": "modelway.plugins.providers.gemini",
     "vertex": "modelway.plugins.providers.vertex",

@@ -99,6 +99,7 @@ class RequestPath:
                 code="request_too_large",
             )
         self._decode(ctx, api, body)
+        await api.prepare(ctx)
         try:
             await self._route_and_police(ctx, gateway)
         except NoRoute as error:

@@ -28,9 +28,10 @@ from modelway.context import RequestContext
 from modelway.errors import ConfigError, GatewayError
 from modelway.extension import ProviderSpec
 from modelway.plugins.providers.openai import OpenAIOptions, OpenAIProvider, OpenAIStreamDecoder
+from modelway.plugins.providers.responses import lane
 from modelway.providerkit import request_key
 from modelway.sse import SSEEvent
-from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, Call
+from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Call
 
 _PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
 _SUFFIXES = ("/openai/v1", "/openai")
@@ -48,6 +49,10 @@ class AzureOptions(BaseModel):
     path_style: Literal["deployments", "v1"] = "deployments"
     stream_usage: bool = True
     """Ask for usage in streams (`stream_options.include_usage`)."""
+    responses: bool | None = None
+    """Whether the resource serves the Responses API to Responses clients on the same-API
+    lane (`/openai/v1/responses`, or `/openai/responses?api-version=` for `deployments`).
+    Default: yes with `path_style: v1`."""
 
     @field_validator("api_version", mode="before")
     @classmethod
@@ -80,7 +85,10 @@ class AzureProvider(OpenAIProvider):
     def __init__(self, backend: BackendConfig, options: BaseModel | None) -> None:
         if not isinstance(options, AzureOptions):
             raise ConfigError("provider 'azure' needs options (at least `api_version`)")
-        super().__init__(backend, OpenAIOptions(stream_usage=options.stream_usage))
+        responses = options.path_style == "v1" if options.responses is None else options.responses
+        super().__init__(
+            backend, OpenAIOptions(stream_usage=options.stream_usage, responses=responses)
+        )
         self.azure = options
         self.endpoint = azure_endpoint(backend.base_url, options.resource)
 
@@ -95,11 +103,19 @@ class AzureProvider(OpenAIProvider):
     native = frozenset({OPENAI_CHAT, OPENAI_EMBEDDINGS})
     native_streams = False  # Azure's content-filter chunks are removed by its decoder
 
+    def streams_natively(self, wire: str) -> bool:
+        """Responses streams carry no content-filter chunks: they stay on the same-API lane."""
+        return wire == OPENAI_RESPONSES
+
     def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
         """The client's own body at Azure's URL (the v1 style takes the deployment as the
         body's model)."""
         deployment = self.azure.deployment or model
         style = self.azure.path_style
+        if call.wire == OPENAI_RESPONSES:
+            wire = super().build_native(ctx, call, deployment)
+            wire.url = azure_responses_url(self.endpoint, style, wire.url, self.azure.api_version)
+            return wire
         wire = super().build_native(ctx, call, deployment if style == "v1" else model)
         version = self.azure.api_version
         wire.url = azure_url(self.endpoint, style, deployment, call.operation, version)
@@ -137,6 +153,18 @@ def azure_endpoint(base_url: str | None, resource: str | None) -> str:
     if resource:
         return f"https://{resource}.openai.azure.com"
     raise ConfigError("provider 'azure' needs `resource` or `base_url`")
+
+
+def azure_responses_url(
+    endpoint: str, style: str, openai_url: str, api_version: str | None
+) -> str:
+    """The Responses API URL on Azure for the URL the OpenAI lane made (path and query)."""
+    rest = openai_url[openai_url.index(lane.RESPONSES_PATH) :]
+    path, _, query = rest.partition("?")
+    prefix = "/openai/v1" if style == "v1" else "/openai"
+    params = [f"api-version={quote(api_version, safe='')}"] if api_version else []
+    params += [query] if query else []
+    return f"{endpoint}{prefix}{path}" + ("?" + "&".join(params) if params else "")
 
 
 def azure_url(

@@ -8,7 +8,7 @@ checked and their usage read.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,7 +23,9 @@ from modelway.canonical import (
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, upstream_error
-from modelway.extension import Provider, ProviderSpec
+from modelway.extension import Provider, ProviderSpec, StreamDecoder
+from modelway.plugins.providers.responses import lane
+from modelway.plugins.providers.responses.stream import ResponsesStreamDecoder
 from modelway.providerkit import (
     SSEStreamDecoder,
     backend_error,
@@ -37,7 +39,7 @@ from modelway.providerkit import (
     unexplained,
 )
 from modelway.sse import SSEEvent
-from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, PASSTHROUGH, Call
+from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, PASSTHROUGH, Call
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
@@ -50,6 +52,12 @@ class OpenAIOptions(BaseModel):
     stream_usage: bool = True
     """Ask for usage in streams (`stream_options.include_usage`); turn off for servers that
     reject the field."""
+    responses: bool | None = None
+    """Whether the backend has the Responses API (`/responses`): Responses clients then get
+    the same-API lane. Default: yes for api.openai.com, no for any other `base_url`."""
+    api: Literal["chat", "responses"] = "chat"
+    """Where chat requests go: `responses` for a model served only by the Responses API
+    (chat clients are translated to it; Responses clients get the same-API lane)."""
 
 
 class OpenAIStreamDecoder(SSEStreamDecoder):
@@ -85,6 +93,22 @@ class OpenAIProvider(Provider):
         super().__init__(backend, options or OpenAIOptions())
         self.base_url = (backend.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._static_headers = self._headers()
+        self._wires = self._native_wires()
+
+    def _native_wires(self) -> frozenset[str]:
+        wires = set(self.native)
+        responses = self.options.responses
+        if responses is None:
+            responses = self.backend.base_url is None or self.base_url == DEFAULT_BASE_URL
+        if responses or self.options.api == "responses":
+            wires.add(OPENAI_RESPONSES)
+        if self.options.api == "responses":
+            wires.discard(OPENAI_CHAT)
+        return frozenset(wires)
+
+    @property
+    def _responses_api(self) -> bool:
+        return self.options.api == "responses"
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json"}
@@ -102,10 +126,25 @@ class OpenAIProvider(Provider):
     native = frozenset({OPENAI_CHAT, OPENAI_EMBEDDINGS, PASSTHROUGH})
 
     def native_wires(self, model: str) -> frozenset[str]:
-        return self.native
+        return self._wires
+
+    def _responses_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
+        headers = dict(self._static_headers) if call.body else {
+            k: v for k, v in self._static_headers.items() if k != "content-type"
+        }
+        if call.stream:
+            headers["accept"] = "text/event-stream"
+        headers.update(ctx.forwarded_headers())
+        headers.update(self._auth(ctx))
+        query = lane.native_query(call)
+        url = self.base_url + lane.native_path(call) + (f"?{query}" if query else "")
+        body = lane.native_body(call, model)
+        return UpstreamRequest(call.method, url, headers, body, self.backend.timeout_seconds)
 
     def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
         """The client's own body (model name and credentials replaced), to the same path."""
+        if call.wire == OPENAI_RESPONSES:
+            return self._responses_native(ctx, call, model)
         if call.wire == PASSTHROUGH:
             path = call.path.removeprefix("/v1") + (f"?{call.query}" if call.query else "")
             headers = {**self._static_headers, "content-type": call.content_type}
@@ -129,6 +168,13 @@ class OpenAIProvider(Provider):
         path = _PATHS[request.operation]
         body = request.body
         headers = {**self._static_headers, **self._auth(ctx)}
+        if self._responses_api and request.operation is Operation.CHAT:
+            if request.stream:
+                headers["accept"] = "text/event-stream"
+            url = self.base_url + lane.RESPONSES_PATH
+            return UpstreamRequest(
+                "POST", url, headers, lane.hub_body(request), self.backend.timeout_seconds
+            )
         if request.stream:
             headers["accept"] = "text/event-stream"
             if self.options.stream_usage:
@@ -141,6 +187,8 @@ class OpenAIProvider(Provider):
     def parse_response(
         self, ctx: RequestContext, request: CanonicalRequest, status: int, body: bytes
     ) -> CanonicalResponse:
+        if self._responses_api and request.operation is Operation.CHAT:
+            return lane.hub_answer(status, body)
         data = loads_or_none(body)
         if data is None:
             raise upstream_error(
@@ -155,7 +203,9 @@ class OpenAIProvider(Provider):
             )
         return CanonicalResponse(data, Usage.from_openai(data.get("usage")), status)
 
-    def stream_decoder(self, ctx: RequestContext, request: CanonicalRequest) -> OpenAIStreamDecoder:
+    def stream_decoder(self, ctx: RequestContext, request: CanonicalRequest) -> StreamDecoder:
+        if self._responses_api:
+            return ResponsesStreamDecoder()
         return OpenAIStreamDecoder()
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:

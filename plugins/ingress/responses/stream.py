@@ -11,11 +11,12 @@ is what `to_response` gives for the same answer; `error()` sends `error` and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelway import jsonx
 from modelway.errors import GatewayError
+from modelway.nativestream import frame
 from modelway.plugins.ingress.responses.response import (
     INCOMPLETE_REASONS,
     as_dict,
@@ -31,7 +32,6 @@ from modelway.plugins.ingress.responses.response import (
     responses_usage,
 )
 from modelway.plugins.ingress.responses.tools import custom_input, tool_names
-from modelway.sse import encode_event
 
 Json = dict[str, Any]
 
@@ -86,6 +86,8 @@ class ResponsesStreamEncoder:
         self.finish_reason: str | None = None
         self.usage: Any = None
         self.finished = False
+        self.final: Json | None = None
+        """The whole response, once `end()` sent it."""
         self._out: list[bytes] = []
 
     # ---------------------------------------------------------------- the public protocol
@@ -117,6 +119,7 @@ class ResponsesStreamEncoder:
         self._close(incomplete=reason is not None)
         status = "incomplete" if reason else "completed"
         response = self._response(status, responses_usage(self.usage), reason)
+        self.final = response
         self._emit(f"response.{status}", response=response)
         return self._flush()
 
@@ -328,7 +331,7 @@ class ResponsesStreamEncoder:
         self, status: str, usage: Json | None = None, reason: str | None = None,
         error: Json | None = None,
     ) -> Json:
-        output = json.loads(json.dumps(self.output))  # a snapshot: items still change
+        output = jsonx.loads(jsonx.dumps(self.output))  # a snapshot: items still change
         return response_object(self.request, self.response_id, self.created_at, status=status,
                                output=output, usage=usage, incomplete_reason=reason,
                                error=error)
@@ -336,7 +339,7 @@ class ResponsesStreamEncoder:
     def _emit(self, kind: str, **fields: Any) -> None:
         event = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
-        self._out.append(encode_event(json.dumps(event, ensure_ascii=False), kind))
+        self._out.append(frame(event, kind))
 
     def _flush(self) -> bytes:
         out, self._out = b"".join(self._out), []
