@@ -54,6 +54,9 @@ class GatewaySettings(Strict):
     """Keys the admin endpoints (`/modelway/*`) need; without them the admin endpoints take
     the client keys, and with no keys at all they answer on a loopback listener only."""
     identity_header: str = "x-user-id"
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    """With the `metrics` plugin: serve `GET /metrics` on this port of `host` too (shared by
+    the workers); unset, it is served on the gateway's own port only."""
     ca_dir: str = "~/.modelway"
     """Where the forward proxy's CA lives (created on first run, key readable by the owner)."""
     proxy_auth: SecretStr | None = None

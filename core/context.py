@@ -48,6 +48,8 @@ class Timings:
     start: float = field(default_factory=time.monotonic)
     upstream_start: float | None = None
     first_byte: float | None = None
+    upstream_end: float | None = None
+    """When the serving backend's answer was read to its end (a stream's last byte)."""
     end: float | None = None
 
     def since_start_ms(self, moment: float | None) -> float | None:

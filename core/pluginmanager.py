@@ -46,11 +46,15 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "keys": "modelway.plugins.governance.keys:KeysPlugin",
     "limits": "modelway.plugins.governance.limits:LimitsPlugin",
     "budgets": "modelway.plugins.governance.budgets:BudgetsPlugin",
+    "metrics": "modelway.plugins.ops.metrics:MetricsPlugin",
+    "tracing": "modelway.plugins.ops.tracing:TracingPlugin",
+    "dashboard": "modelway.plugins.ops.dashboard:DashboardPlugin",
 }
 # Always enabled: the gateway does not work without an API, a router and its access log.
 CORE_PLUGINS: tuple[str, ...] = ("openai_api", "router", "access_log")
-# Enabled only when the configuration names them: `keys` makes every request need a key.
-OPT_IN_PLUGINS: tuple[str, ...] = ("keys", "limits", "budgets")
+# Enabled only when the configuration names them: `keys` makes every request need a key;
+# `metrics`, `tracing` (the `otel` extra) and `dashboard` are asked for by name.
+OPT_IN_PLUGINS: tuple[str, ...] = ("keys", "limits", "budgets", "metrics", "tracing", "dashboard")
 
 
 @dataclass(frozen=True)

@@ -215,13 +215,11 @@ class RequestPath:
             return self._stream(ctx, sent)
         if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
             return self._relay_raw(ctx, sent)
-        if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
-            return self._relay_raw(ctx, sent)
         try:
             body = await sent.response.read()
         finally:
             sent.response.release()
-        ctx.timings.first_byte = time.monotonic()
+        ctx.timings.first_byte = ctx.timings.upstream_end = time.monotonic()
         if sent.lane == NATIVE:
             return await native_answer(ctx, sent, body)
         return await translated_answer(ctx, sent, body)

@@ -64,6 +64,10 @@ class HealthService(Protocol):
         """The backends out of service, JSON-safe."""
         ...
 
+    def ejections(self, backend: str) -> int:
+        """How many times the backend was ejected since the gateway started."""
+        ...
+
 
 @runtime_checkable
 class StatsService(Protocol):

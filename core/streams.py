@@ -161,6 +161,7 @@ class StreamBody:
     def _release(self) -> None:
         if not self._released:
             self._released = True
+            self.ctx.timings.upstream_end = time.monotonic()
             self.sent.response.release()
 
     async def _cut(self, write: Write) -> None:

@@ -8,18 +8,26 @@ port with a bound socket that does not listen, so `--port 0` works too. SIGTERM 
 stops every worker gracefully (each drains its requests); SIGHUP reloads every worker; a
 worker that dies is started again. The parent prints one "listening on" line once every
 worker listens.
+
+The workers' metrics (the `metrics` plugin) are one set: the parent gives every worker the
+same `PROMETHEUS_MULTIPROC_DIR` (a fresh directory unless the environment names one), each
+worker writes its values there, and `/metrics` on any worker adds them all up. A dead worker's
+live gauges are dropped when it is replaced; the parent removes the directory it made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,6 +40,24 @@ logger = logging.getLogger("modelway.workers")
 WORKER_ENV = "MODELWAY_WORKER"
 READY_FD_ENV = "MODELWAY_READY_FD"
 RESTART_PAUSE_SECONDS = 1.0
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_dir() -> tuple[str, bool]:
+    """The workers' shared metrics directory, and whether the parent made it."""
+    given = os.environ.get(METRICS_DIR_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        return given, False
+    return tempfile.mkdtemp(prefix="modelway-metrics-"), True
+
+
+def forget_worker_metrics(directory: str, pid: int) -> None:
+    """Drop a dead worker's live gauges (in-flight requests) from the shared metrics."""
+    for name in os.listdir(directory):
+        if name.startswith(("gauge_live", "gauge_liveall")) and name.endswith(f"_{pid}.db"):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(directory, name))
 
 
 def check_shared_state(gateway: Gateway, workers: int) -> None:
@@ -90,6 +116,7 @@ class Supervisor:
         self.port = self.holder.getsockname()[1]
         self.children: list[subprocess.Popen[bytes] | None] = [None] * workers
         self.stopping = False
+        self.metrics_dir, self._own_metrics_dir = metrics_dir()
 
     def _command(self) -> list[str]:
         return [sys.executable, "-m", "modelway.cli", "run", *self.argv,
@@ -97,7 +124,8 @@ class Supervisor:
 
     def _spawn(self, index: int) -> int:
         read, write = os.pipe()
-        env = {**os.environ, WORKER_ENV: str(index), READY_FD_ENV: str(write)}
+        env = {**os.environ, WORKER_ENV: str(index), READY_FD_ENV: str(write),
+               METRICS_DIR_ENV: self.metrics_dir}
         self.children[index] = subprocess.Popen(self._command(), env=env, pass_fds=(write,),
                                                 stdin=subprocess.DEVNULL)
         os.close(write)
@@ -125,10 +153,13 @@ class Supervisor:
                     continue
                 logger.error("worker %d exited with %s; starting it again", index,
                              child.returncode)
+                forget_worker_metrics(self.metrics_dir, child.pid)
                 time.sleep(RESTART_PAUSE_SECONDS)
                 os.close(self._spawn(index))
             if self.stopping and all(c is None for c in self.children):
                 self.holder.close()
+                if self._own_metrics_dir:
+                    shutil.rmtree(self.metrics_dir, ignore_errors=True)
                 return 0
             time.sleep(0.1)
 

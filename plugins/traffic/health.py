@@ -138,6 +138,11 @@ class HealthBoard:
         health.probe_started = now
         return True
 
+    def ejections(self, backend: str) -> int:
+        """How many times the backend was ejected since the gateway started."""
+        health = self._backends.get(backend)
+        return 0 if health is None else health.total_ejections
+
     def is_ejected(self, backend: str) -> bool:
         """Whether `backend` is out of service (cooling down, half-open or probing).
 
