@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
@@ -21,6 +23,18 @@ def client_key(headers: Mapping[str, str]) -> str | None:
         if value := headers.get(name):
             return value
     return None
+
+
+def basic_password(headers: Mapping[str, str]) -> str | None:
+    """The password of HTTP Basic credentials (how a browser sends an admin key to a page)."""
+    auth = headers.get("authorization", "")
+    if auth[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None
 
 
 def client_info(address: str, headers: Mapping[str, str], identity_header: str) -> ClientInfo:

@@ -57,6 +57,8 @@ class LocalEndpoint:
 
     `path` is exact, or a prefix when `prefix` is set. `admin` endpoints need an admin key
     (`gateway.admin_keys`); without admin keys they are served on loopback listeners only.
+    A `browser` endpoint (a page) also takes the key as an HTTP Basic password, and a missing
+    or wrong key is answered with a Basic challenge, so that a browser asks for it.
     Errors are answered in OpenAI's JSON shape.
     """
 
@@ -66,6 +68,7 @@ class LocalEndpoint:
     name: str
     admin: bool = False
     prefix: bool = False
+    browser: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if method != self.method and not (self.method == "GET" and method == "HEAD"):

@@ -14,6 +14,7 @@ import time
 from modelway import jsonx
 from modelway.answers import native_answer, translated_answer
 from modelway.attempts import NATIVE, Sent, open_upstream
+from modelway.clients import basic_password
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, not_found
 from modelway.extension import Transport
@@ -125,7 +126,7 @@ class RequestPath:
                     "loopback-only",
                     code="admin_disabled",
                 )
-            gateway.admin_check.verify(ctx.client)
+            _verify_admin(ctx, gateway, local.browser)
         else:
             await _authenticate(ctx, gateway)
         answer = await local.handler(ctx)
@@ -272,6 +273,17 @@ async def _authenticate(ctx: RequestContext, gateway: Gateway) -> None:
     ctx.principal = await gateway.hooks.authenticate(ctx)
     if ctx.principal is None:
         gateway.key_check.verify(ctx.client)
+
+
+def _verify_admin(ctx: RequestContext, gateway: Gateway, browser: bool) -> None:
+    if browser and ctx.client.api_key is None:
+        ctx.client.api_key = basic_password(ctx.headers)
+    try:
+        gateway.admin_check.verify(ctx.client)
+    except GatewayError as error:
+        if browser:
+            error.headers["www-authenticate"] = 'Basic realm="modelway", charset="UTF-8"'
+        raise
 
 
 def _no_route(ctx: RequestContext) -> GatewayError:
