@@ -10,14 +10,17 @@ Also: `gateway.metrics_port`, the bounded labels, and the numbers of two `--work
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelway.plugins.ops.metrics.families import EXPORTED
 from modelway.plugins.ops.metrics.labels import OTHER, Capped, status_class
 from modelway.testing.fake_openai import openai_behavior
 from modelway.testing.gateway import RunningGateway, run_gateway
@@ -206,3 +209,40 @@ def test_metrics_port_serves_the_same_numbers_without_a_key():
         with urllib.request.urlopen(url, timeout=10) as answer:
             found = samples(answer.read().decode())
         assert value(found, "modelway_requests_total", route="r", status="200") == 1
+
+
+GRAFANA = Path(__file__).parent.parent / "deploy" / "grafana" / "modelway.json"
+SUFFIXES = ("_bucket", "_count", "_sum", "_total")
+
+
+def grafana_queries() -> list[str]:
+    dashboard = json.loads(GRAFANA.read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queries += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    return queries
+
+
+def test_every_grafana_query_names_a_metric_the_gateway_exports():
+    with traffic_gateway() as (gw, _):
+        text = gw.http("GET", "/metrics").body.decode()
+    families = {f.name: f.type for f in text_string_to_metric_families(text)}
+    queries = grafana_queries()
+    assert len(queries) >= 16
+    named = set()
+    for query in queries:
+        bare = re.sub(r"\b(?:by|without)\s*\([^)]*\)|\{[^}]*\}", "", query)  # label names
+        found = re.findall(r"\b((?:gen_ai|modelway)_[a-z_]+)\b", bare)
+        assert found, f"no gateway metric in {query}"
+        named.update(found)
+    for name in named:
+        base, suffix = name, ""
+        for candidate in SUFFIXES:
+            if name.endswith(candidate) and name[: -len(candidate)] in families:
+                base, suffix = name[: -len(candidate)], candidate
+        assert base in families, f"{name}: the gateway exports no such metric"
+        kind = families[base]
+        allowed = {"histogram": {"_bucket", "_count", "_sum"}, "counter": {"_total"},
+                   "gauge": {""}}[kind]  # fmt: skip
+        assert suffix in allowed, f"{name}: a {kind} has no {suffix or 'bare'} series"
+    bases = {re.sub(r"_(bucket|count|sum)$", "", n) for n in named}
+    assert set(EXPORTED) <= bases  # and every exported metric has a panel
