@@ -5,7 +5,8 @@
 Targets, each a `modelway run` with an `openai` backend at load.py's fixed-answer upstream:
 `plain` (no observability plugin), `metrics` (the `metrics` plugin; /metrics is scraped
 once a second during the load, as a fast Prometheus would), `tracing` (the `tracing` plugin,
-every request sampled, exported over OTLP/HTTP to a sink this script runs) and `all`
+every request sampled, exported over OTLP/HTTP to a sink this script runs), `tracing_10pct`
+(the same, one trace in ten sampled) and `all`
 (metrics, tracing, stats and dashboard). Goals: metrics >= 0.9 and tracing >= 0.8 of plain.
 The load generator is `wrk` when installed, else load.py's aiohttp client; targets are
 measured in alternating order over the rounds. It asserts nothing.
@@ -39,6 +40,8 @@ PLUGINS = {
     "plain": "",
     "metrics": "  metrics: null\n",
     "tracing": "  tracing: {{endpoint: 'http://127.0.0.1:{sink}/v1/traces'}}\n",
+    "tracing_10pct": "  tracing: {{endpoint: 'http://127.0.0.1:{sink}/v1/traces', "
+    "sample_ratio: 0.1}}\n",
     "all": "  metrics: null\n  stats: null\n  dashboard: null\n"
     "  tracing: {{endpoint: 'http://127.0.0.1:{sink}/v1/traces'}}\n",
 }
@@ -179,6 +182,7 @@ def _report(targets: list[Target]) -> dict[str, Any]:
         "otlp_exports_received": Sink.received,
         "metrics_vs_plain": ratio("metrics"),
         "tracing_vs_plain": ratio("tracing"),
+        "tracing_10pct_vs_plain": ratio("tracing_10pct"),
         "all_vs_plain": ratio("all"),
         "goals": {"metrics": METRICS_GOAL, "tracing": TRACING_GOAL},
     }
@@ -202,6 +206,7 @@ def render(report: dict[str, Any]) -> str:
     lines += ["", f"OTLP exports received: {report['otlp_exports_received']}",
               "metrics on / off:          " + verdict(report["metrics_vs_plain"], METRICS_GOAL),
               "tracing on / off:          " + verdict(report["tracing_vs_plain"], TRACING_GOAL),
+              "tracing, 10% sampled:      " + verdict(report["tracing_10pct_vs_plain"], None),
               "all (+stats, dashboard):   " + verdict(report["all_vs_plain"], None)]  # fmt: skip
     return "\n".join(lines)
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 NAME = "tracing"
 STATE = "tracing"
-SETTINGS = ("temperature", "top_p", "top_k", "max_tokens", "seed")
+SETTINGS = ("temperature", "top_p", "max_tokens")
 
 
 class Settings(BaseModel):
@@ -155,7 +155,10 @@ class TracingPlugin:
             },
         )
         trace.attempts[id(attempt)] = span
-        self.propagator.inject(request.headers, context=set_span_in_context(span))
+        request.headers["traceparent"] = traceparent(span)
+        state = span.get_span_context().trace_state
+        if state:
+            request.headers["tracestate"] = state.to_header()
 
     @hookimpl
     def modelway_attempt_result(
@@ -165,13 +168,16 @@ class TracingPlugin:
         span = trace.attempts.get(id(attempt)) if trace is not None else None
         if trace is None or span is None:
             return
-        if outcome.status is not None:
-            span.set_attribute("http.response.status_code", outcome.status)
         if outcome.ok:
+            if outcome.status is not None:
+                span.set_attribute("http.response.status_code", outcome.status)
             return  # ends with the answer (a stream's last byte)
         from opentelemetry.trace import Status, StatusCode
 
-        span.set_attribute("error.type", outcome.error or "error")
+        failed: dict[str, Any] = {"error.type": outcome.error or "error"}
+        if outcome.status is not None:
+            failed["http.response.status_code"] = outcome.status
+        span.set_attributes(failed)
         span.set_status(Status(StatusCode.ERROR))
         span.end()
         del trace.attempts[id(attempt)]
@@ -225,6 +231,12 @@ class TracingPlugin:
         )
 
 
+def traceparent(span: Span) -> str:
+    """The W3C `traceparent` naming `span` as the parent (what the propagator writes)."""
+    context = span.get_span_context()
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
 def _provider_name(provider: str) -> str:
     return PROVIDER_NAMES.get(provider, provider)
 
@@ -239,31 +251,33 @@ def _request_settings(ctx: RequestContext) -> dict[str, Any]:
 
 
 def _finish(span: Span, ctx: RequestContext, record: dict[str, object]) -> None:
-    """The answer's attributes, the guards' decisions, the status."""
+    """The answer's attributes (set at once: one lock), the guards' decisions, the status."""
     from opentelemetry.trace import Status, StatusCode
 
+    attributes: dict[str, Any] = {}
     served = ctx.served_by
     if served is not None:
-        span.set_attribute("gen_ai.provider.name", _provider_name(served.backend.provider_name))
-        span.set_attribute("modelway.backend", served.backend.name)
-        span.set_attribute("gen_ai.response.model", ctx.upstream_model or "")
+        attributes["gen_ai.provider.name"] = _provider_name(served.backend.provider_name)
+        attributes["modelway.backend"] = served.backend.name
+        attributes["gen_ai.response.model"] = ctx.upstream_model or ""
     if ctx.usage is not None:
-        span.set_attribute("gen_ai.usage.input_tokens", ctx.usage.prompt_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", ctx.usage.completion_tokens)
-    cost = record.get("cost_usd")
-    if isinstance(cost, float | int):
-        span.set_attribute("modelway.cost_usd", cost)
+        attributes["gen_ai.usage.input_tokens"] = ctx.usage.prompt_tokens
+        attributes["gen_ai.usage.output_tokens"] = ctx.usage.completion_tokens
+    for key, name in (("cost_usd", "modelway.cost_usd"), ("ttft_ms", "modelway.ttft_ms")):
+        value = record.get(key)
+        if isinstance(value, float | int):
+            attributes[name] = value
     if ctx.status is not None:
-        span.set_attribute("http.response.status_code", ctx.status)
-    ttft = record.get("ttft_ms")
-    if isinstance(ttft, float | int):
-        span.set_attribute("modelway.ttft_ms", ttft)
+        attributes["http.response.status_code"] = ctx.status
+    failed = ctx.error is not None or (ctx.status or 0) >= 500
+    if failed:
+        error = ctx.error.code or ctx.error.type if ctx.error is not None else "http_error"
+        attributes["error.type"] = error or "error"
+    span.set_attributes(attributes)
     for entry in ctx.annotations.get("guards") or ():
         if isinstance(entry, dict):
             span.add_event("modelway.guard", _guard_event(entry))
-    if ctx.error is not None or (ctx.status or 0) >= 500:
-        error = ctx.error.code or ctx.error.type if ctx.error is not None else "http_error"
-        span.set_attribute("error.type", error or "error")
+    if failed:
         span.set_status(Status(StatusCode.ERROR))
 
 

@@ -14,7 +14,7 @@ from modelway.plugins.ops.metrics.labels import (
     provider_of,
     status_class,
 )
-from modelway.pricing import cost_usd, price_for
+from modelway.pricing import Price, cost_usd, price_for
 
 if TYPE_CHECKING:
     from modelway.context import Attempt, AttemptOutcome, RequestContext
@@ -37,13 +37,23 @@ class Recorder:
         self.entity_types = Capped()
         self.routes = Capped()
         self._ejections: dict[str, int] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._prices: dict[tuple[str, str | None], Price | None] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once per label set (the hot path)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def received(self, ctx: RequestContext) -> None:
         self.families.inflight.inc()
         ctx.plugin_state[STATE] = {"inflight": True}
 
     def attempt(self, ctx: RequestContext, attempt: Attempt, outcome: AttemptOutcome) -> None:
-        self.families.attempts.labels(attempt.backend.name, status_class(outcome.error)).inc()
+        self.child(self.families.attempts, attempt.backend.name, status_class(outcome.error)).inc()
         state = ctx.plugin_state.get(STATE)
         if outcome.ok and ctx.streaming and state is not None and not state.get("stream"):
             state["stream"] = True
@@ -62,7 +72,8 @@ class Recorder:
         route = self.routes(ctx.route.name) if ctx.route else NONE
         served = ctx.served_by or (ctx.attempts[-1] if ctx.attempts else None)
         backend = served.backend.name if served else NONE
-        self.families.requests.labels(
+        self.child(
+            self.families.requests,
             route, backend, (served.variant or NONE) if served else NONE,
             ctx.api.name if ctx.api else NONE, str(ctx.status or 0),
         ).inc()  # fmt: skip
@@ -85,20 +96,21 @@ class Recorder:
         timings = ctx.timings
         error = ctx.error.code or ctx.error.type if ctx.error is not None else None
         if timings.end is not None:
-            duration = self.families.request_duration.labels(*common, self.error_types(error))
+            duration = self.child(self.families.request_duration, *common, self.error_types(error))
             duration.observe(timings.end - timings.start)
         usage = ctx.usage
         if usage is not None:
-            self.families.token_usage.labels(*common, "input").observe(usage.prompt_tokens)
-            self.families.token_usage.labels(*common, "output").observe(usage.completion_tokens)
+            tokens = self.families.token_usage
+            self.child(tokens, *common, "input").observe(usage.prompt_tokens)
+            self.child(tokens, *common, "output").observe(usage.completion_tokens)
             self._cost(ctx, served, route, common[3], record)
         if ctx.streaming and timings.first_byte is not None and error is None:
-            self.families.ttft.labels(*common).observe(timings.first_byte - timings.start)
+            self.child(self.families.ttft, *common).observe(timings.first_byte - timings.start)
             end = timings.upstream_end or timings.end
             tokens = usage.completion_tokens if usage is not None else 0
             if end is not None and tokens > 1:
                 per_token = (end - timings.first_byte) / (tokens - 1)
-                self.families.tpot.labels(*common).observe(max(0.0, per_token))
+                self.child(self.families.tpot, *common).observe(max(0.0, per_token))
 
     def _cost(
         self,
@@ -112,10 +124,18 @@ class Recorder:
             return
         cost = record.get("cost_usd")  # the `budgets` plugin's, with its price overrides
         if not isinstance(cost, int | float) or isinstance(cost, bool):
-            price = price_for(served.backend.provider_name, ctx.upstream_model or ctx.model)
+            price = self._price(served.backend.provider_name, ctx.upstream_model or ctx.model)
             cost = cost_usd(price, ctx.usage) if price is not None else 0.0
         if cost > 0:
-            self.families.cost.labels(route, served.backend.name, model).inc(cost)
+            self.child(self.families.cost, route, served.backend.name, model).inc(cost)
+
+    def _price(self, provider: str, model: str | None) -> Price | None:
+        key = (provider, model)
+        if key not in self._prices:
+            if len(self._prices) > 4096:
+                self._prices.clear()
+            self._prices[key] = price_for(provider, model)
+        return self._prices[key]
 
     def _overhead(self, ctx: RequestContext) -> None:
         timings = ctx.timings
@@ -127,7 +147,7 @@ class Recorder:
             total -= max(0.0, upstream_end - timings.upstream_start)
         api = ctx.api.name if ctx.api else NONE
         stream = "true" if ctx.streaming else "false"
-        self.families.overhead.labels(api, stream).observe(max(0.0, total))
+        self.child(self.families.overhead, api, stream).observe(max(0.0, total))
 
     def _failovers(self, ctx: RequestContext, route: str) -> None:
         """Every attempt but the last that failed: the gateway moved on because of it."""
@@ -135,7 +155,7 @@ class Recorder:
             outcome = attempt.outcome
             if outcome is not None and not outcome.ok:
                 trigger = status_class(outcome.error)
-                self.families.failovers.labels(route, attempt.backend.name, trigger).inc()
+                self.child(self.families.failovers, route, attempt.backend.name, trigger).inc()
 
     def _guards(self, ctx: RequestContext) -> None:
         entries = ctx.annotations.get("guards")
@@ -149,20 +169,20 @@ class Recorder:
             action = str(entry.get("action") or "unknown")
             for entity in _entity_types(entry) or [NONE]:
                 labels = (guard, stage, self.entity_types(entity), action)
-                self.families.guards.labels(*labels).inc()
+                self.child(self.families.guards, *labels).inc()
 
     def _rejection(self, ctx: RequestContext, route: str) -> None:
         code = ctx.error.code if ctx.error is not None else None
         reason = REJECTIONS.get(code or "")
         if reason is not None:
-            self.families.rejections.labels(route, reason).inc()
+            self.child(self.families.rejections, route, reason).inc()
 
     def _count_ejection(self, backend: str) -> None:
         assert self.health is not None
         total = self.health.ejections(backend)
         seen = self._ejections.get(backend, 0)
         if total > seen:
-            self.families.ejections.labels(backend).inc(total - seen)
+            self.child(self.families.ejections, backend).inc(total - seen)
         self._ejections[backend] = total
 
 
