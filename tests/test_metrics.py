@@ -63,10 +63,11 @@ def config(primary: str, backup: str, guard: str, **gateway: object) -> dict:
     return {
         "gateway": gateway,
         "plugins": {
-            "openai": None, "metrics": None, "webhook_guard": None,
+            "openai": None, "webhook_guard": None,
             "health": {"failures_to_eject": 1, "cooldown_seconds": 600,
                        "max_cooldown_seconds": 600},
             "limits": {"routes": {"limited": {"requests_per_minute": 1}}},
+            "metrics": None,  # registered after health: its ejections are counted all the same
         },
         "backends": {
             "primary": {"provider": "openai", "base_url": primary, "api_key": "sk-p"},

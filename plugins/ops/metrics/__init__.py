@@ -29,7 +29,6 @@ from modelway.plugins.ops.metrics import labels
 from modelway.plugins.ops.metrics.exposition import MetricsServer, render
 from modelway.plugins.ops.metrics.families import Families
 from modelway.plugins.ops.metrics.record import Recorder
-from modelway.services import HealthService
 
 if TYPE_CHECKING:
     from modelway.context import Attempt, AttemptOutcome, RequestContext
@@ -67,7 +66,6 @@ class MetricsPlugin:
     def modelway_configure(self, gateway: Gateway) -> None:
         recorder = recorder_of(gateway)
         recorder.models.configure(gateway)
-        recorder.health = gateway.services.get(HealthService)
 
     @hookimpl
     def modelway_local_endpoints(self) -> list[LocalEndpoint]:
@@ -93,7 +91,7 @@ class MetricsPlugin:
         if ctx.gateway is not None:
             recorder_of(ctx.gateway).received(ctx)
 
-    @hookimpl
+    @hookimpl(trylast=True)  # after `health` has recorded the outcome (its ejections)
     def modelway_attempt_result(
         self, ctx: RequestContext, attempt: Attempt, outcome: AttemptOutcome
     ) -> None:

@@ -15,10 +15,10 @@ from modelway.plugins.ops.metrics.labels import (
     status_class,
 )
 from modelway.pricing import Price, cost_usd, price_for
+from modelway.services import HealthService
 
 if TYPE_CHECKING:
     from modelway.context import Attempt, AttemptOutcome, RequestContext
-    from modelway.services import HealthService
 
 STATE = "metrics"
 REJECTIONS = {"rate_limit_exceeded": "rate_limit", "insufficient_quota": "budget"}
@@ -31,7 +31,6 @@ class Recorder:
     def __init__(self, families: Families) -> None:
         self.families = families
         self.models = ModelLabels()
-        self.health: HealthService | None = None
         self.error_types = Capped()
         self.guard_names = Capped()
         self.entity_types = Capped()
@@ -58,8 +57,10 @@ class Recorder:
         if outcome.ok and ctx.streaming and state is not None and not state.get("stream"):
             state["stream"] = True
             self.families.streams.inc()
-        if not outcome.ok and self.health is not None:
-            self._count_ejection(attempt.backend.name)
+        if not outcome.ok and ctx.gateway is not None:
+            health = ctx.gateway.services.get(HealthService)  # set up in any plugin order
+            if health is not None:
+                self._count_ejection(health, attempt.backend.name)
 
     def done(self, ctx: RequestContext, record: Mapping[str, object]) -> None:
         state = ctx.plugin_state.pop(STATE, None) or {}
@@ -177,9 +178,8 @@ class Recorder:
         if reason is not None:
             self.child(self.families.rejections, route, reason).inc()
 
-    def _count_ejection(self, backend: str) -> None:
-        assert self.health is not None
-        total = self.health.ejections(backend)
+    def _count_ejection(self, health: HealthService, backend: str) -> None:
+        total = health.ejections(backend)
         seen = self._ejections.get(backend, 0)
         if total > seen:
             self.child(self.families.ejections, backend).inc(total - seen)
