@@ -165,3 +165,24 @@ def test_a_request_without_traceparent_starts_its_own_trace(openai_upstream: Ups
         assert server["parent_id"] == ""
         sent = openai_upstream.last.headers["traceparent"]
         assert sent.split("-")[1] == server["trace_id"]
+
+
+def test_the_standard_otel_variables_configure_it(openai_upstream: UpstreamServer, monkeypatch):
+    with OtlpReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.url)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "from-the-environment")
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+        cfg = {
+            "plugins": {"openai": None, "tracing": {}},
+            "backends": {"b": {"provider": "openai", "base_url": openai_upstream.url,
+                               "api_key": "k"}},
+            "routes": [{"name": "r", "match": {"model": "*"}, "backend": "b"}],
+        }  # fmt: skip
+        with run_gateway(cfg) as gw:
+            sdk = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk", max_retries=0))
+            sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+            spans = receiver.wait_for(2)
+        assert len(by_kind(spans, SERVER)) == 1
+        assert receiver.resources[0]["service.name"] == "from-the-environment"
+        assert receiver.resources[0]["deployment.environment"] == "test"
