@@ -184,6 +184,21 @@ def test_the_page_in_chromium_shows_routes_variants_charts_and_errors(tmp_path):
         shutil.copyfile(shot, target)
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_chromium_with_the_admin_key_as_basic_credentials_polls_the_data(tmp_path):
+    with dashboard_gateway(admin_keys=[ADMIN]) as gw:
+        send_traffic(gw)
+        keyed = chromium(f"http://admin:{ADMIN}@{gw.host}:{gw.port}/modelway/",
+                         tmp_path / "keyed", "--dump-dom")  # fmt: skip
+        bare = chromium(gw.url + "/modelway/", tmp_path / "bare", "--dump-dom")
+    dom = Dom()
+    dom.feed(keyed.stdout)
+    (body,) = [attrs for tag, attrs in dom.elements if tag == "body"]
+    assert int(body["data-polls"] or 0) >= 1, dom.text("status")
+    assert "ab-test" in dom.text("variants")
+    assert "ab-test" not in bare.stdout and "data-polls" not in bare.stdout
+
+
 def test_the_data_is_json_with_variants_side_by_side():
     with dashboard_gateway() as gw:
         send_traffic(gw)

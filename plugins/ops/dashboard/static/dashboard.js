@@ -175,7 +175,9 @@ function render(data) {
 
 async function poll() {
   try {
-    const answer = await fetch("/modelway/dashboard/data", { credentials: "same-origin", cache: "no-store" });
+    // From the origin: a page opened with credentials in its URL cannot fetch relative URLs.
+    const url = new URL("/modelway/dashboard/data", window.location.origin);
+    const answer = await fetch(url, { credentials: "same-origin", cache: "no-store" });
     if (!answer.ok) throw new Error(`HTTP ${answer.status}`);
     render(await answer.json());
     document.body.dataset.polls = String(Number(document.body.dataset.polls) + 1);
