@@ -22,9 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelway.plugins.ops.metrics.families import EXPORTED
 from modelway.plugins.ops.metrics.labels import OTHER, Capped, status_class
-from modelway.testing.fake_openai import openai_behavior
+from modelway.testing.fake_openai import openai_behavior, openai_stream_chunks
 from modelway.testing.gateway import RunningGateway, run_gateway
 from modelway.testing.upstreams import Received, Reply, UpstreamServer
+from modelway.testing.wait import wait_until
 
 MESSAGES = [{"role": "user", "content": "alpha beta gamma"}]
 
@@ -247,3 +248,40 @@ def test_every_grafana_query_names_a_metric_the_gateway_exports():
         assert suffix in allowed, f"{name}: a {kind} has no {suffix or 'bare'} series"
     bases = {re.sub(r"_(bucket|count|sum)$", "", n) for n in named}
     assert set(EXPORTED) <= bases  # and every exported metric has a panel
+
+
+def test_a_stream_in_flight_is_counted_until_it_ends():
+    with UpstreamServer() as upstream:
+        gate = upstream.gate(timeout=30)
+
+        def behave(received: Received) -> Reply:
+            chunks = openai_stream_chunks(received.json, ["one", "two"])
+
+            def produce() -> Iterator[bytes]:
+                yield chunks[0]
+                if gate.wait():
+                    yield from chunks[1:]
+
+            return Reply.sse(produce())
+
+        upstream.behavior = behave
+        config = {
+            "plugins": {"openai": None, "metrics": None},
+            "backends": {"b": {"provider": "openai", "base_url": upstream.url, "api_key": "k"}},
+            "routes": [{"name": "r", "match": {"model": "*"}, "backend": "b"}],
+        }
+        with run_gateway(config) as gw:
+            sdk = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk", max_retries=0))
+            stream = sdk.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+            first = next(iter(stream))
+            assert first.choices[0].delta.content in ("", None, "one")
+            during = scrape(gw)
+            gate.open(all=True)
+            text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+            assert "two" in text
+            after = wait_until(lambda: (s := scrape(gw)) and
+                               value(s, "modelway_requests_in_flight") == 0 and s)  # fmt: skip
+    assert value(during, "modelway_streams_in_flight") == 1
+    assert value(during, "modelway_requests_in_flight") == 1
+    assert value(after, "modelway_streams_in_flight") == 0
+    assert value(after, "modelway_requests_total", route="r", status="200") == 1
