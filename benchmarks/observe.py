@@ -9,7 +9,8 @@ every request sampled, exported over OTLP/HTTP to a sink this script runs), `tra
 (the same, one trace in ten sampled) and `all`
 (metrics, tracing, stats and dashboard). Goals: metrics >= 0.9 and tracing >= 0.8 of plain.
 The load generator is `wrk` when installed, else load.py's aiohttp client; targets are
-measured in alternating order over the rounds. It asserts nothing.
+measured in alternating order over the rounds. With wrk it also reads the gateway process's CPU
+time per request, which other users' load moves far less than throughput. It asserts nothing.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchkit import HOST, Server, executable, free_port
+from benchkit import HOST, Server, executable, free_port, process_cpu
 from load import CHAT_PATH, REQUEST_BODY, REQUEST_HEADERS, Phase, Target, _check_answers, _measure
 
+CPU: dict[str, list[float]] = {}
+"""Gateway CPU seconds per request, per target and round (wrk runs only)."""
 METRICS_GOAL = 0.9
 TRACING_GOAL = 0.8
 PLUGINS = {
@@ -97,7 +100,12 @@ def _wrk(port: int, seconds: float, concurrency: int, workdir: Path) -> tuple[fl
 def _measure_one(target: Target, upstream: Server, args: argparse.Namespace, workdir: Path) -> None:
     if shutil.which("wrk"):
         _wrk(target.port, min(args.warmup, 1.0) or 0.5, args.concurrency, workdir)  # warm-up
+        assert target.proxy is not None
+        before = process_cpu(target.proxy.pid)
         rps, errors = _wrk(target.port, args.seconds, args.concurrency, workdir)
+        after = process_cpu(target.proxy.pid)
+        if before is not None and after is not None and rps:
+            CPU.setdefault(target.key, []).append((after - before) / (rps * args.seconds))
         target.load.round_rps.append(rps)
         target.load.errors["non-2xx"] = target.load.errors.get("non-2xx", 0) + errors
     else:
@@ -174,7 +182,14 @@ def _report(targets: list[Target]) -> dict[str, Any]:
     def ratio(key: str) -> float | None:
         return round(rps[key] / rps["plain"], 3) if rps["plain"] else None
 
+    cpu = {k: sum(v) / len(v) * 1e6 for k, v in CPU.items() if v}
+
+    def cpu_ratio(key: str) -> float | None:
+        return round(cpu["plain"] / cpu[key], 3) if cpu.get(key) and cpu.get("plain") else None
+
     return {
+        "cpu_us_per_request": {k: round(v, 1) for k, v in cpu.items()},
+        "cpu_ratio": {k: cpu_ratio(k) for k in cpu},
         "load_generator": "wrk" if shutil.which("wrk") else "load.py aiohttp client",
         "rps": {k: round(v, 1) for k, v in rps.items()},
         "round_rps": {t.key: [round(r, 1) for r in t.load.round_rps] for t in targets},
@@ -203,6 +218,14 @@ def render(report: dict[str, Any]) -> str:
             return f"{value:.3f}"
         return f"{value:.3f} (goal >= {goal}: {'met' if value >= goal else 'not met'})"
 
+    if report["cpu_us_per_request"]:
+        lines += [
+            "",
+            "gateway CPU per request (us), and plain's / the target's "
+            "(the throughput ratio of a CPU-bound gateway on a quiet machine):",
+        ]
+        for key, value in report["cpu_us_per_request"].items():
+            lines.append(f"{key:<14} {value:>7.1f}  {report['cpu_ratio'][key]}")
     lines += ["", f"OTLP exports received: {report['otlp_exports_received']}",
               "metrics on / off:          " + verdict(report["metrics_vs_plain"], METRICS_GOAL),
               "tracing on / off:          " + verdict(report["tracing_vs_plain"], TRACING_GOAL),

@@ -186,3 +186,27 @@ def test_the_standard_otel_variables_configure_it(openai_upstream: UpstreamServe
         assert len(by_kind(spans, SERVER)) == 1
         assert receiver.resources[0]["service.name"] == "from-the-environment"
         assert receiver.resources[0]["deployment.environment"] == "test"
+
+
+def test_an_unsampled_trace_records_nothing_and_still_propagates(openai_upstream: UpstreamServer):
+    unsampled, sampled = "1" * 32, "2" * 32
+    with OtlpReceiver() as receiver:
+        settings = {"endpoint": receiver.url, "export_interval_seconds": 0.05}
+        cfg = {
+            "plugins": {"openai": None, "tracing": settings},
+            "backends": {"b": {"provider": "openai", "base_url": openai_upstream.url,
+                               "api_key": "k"}},
+            "routes": [{"name": "r", "match": {"model": "*"}, "backend": "b"}],
+        }  # fmt: skip
+        with run_gateway(cfg) as gw:
+            sdk = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk", max_retries=0))
+            for trace_id, flags in ((unsampled, "00"), (sampled, "01")):
+                sdk.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "hi"}],
+                    extra_headers={"traceparent": f"00-{trace_id}-{CLIENT_SPAN}-{flags}"},
+                )  # fmt: skip
+            spans = receiver.wait_for(2)
+        assert {s["trace_id"] for s in spans} == {sampled}  # the parent said: not sampled
+        first, second = (r.headers["traceparent"].split("-") for r in openai_upstream.received)
+        assert (first[1], first[3]) == (unsampled, "00")
+        assert (second[1], second[3]) == (sampled, "01")

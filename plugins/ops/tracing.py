@@ -66,6 +66,8 @@ class Trace:
     """One request's open spans."""
 
     span: Span
+    recording: bool
+    """False when the trace is not sampled: nothing is recorded, only `traceparent` passed."""
     attempts: dict[int, Span] = field(default_factory=dict)
 
 
@@ -129,7 +131,8 @@ class TracingPlugin:
     @hookimpl
     def modelway_request_received(self, ctx: RequestContext) -> None:
         if self.tracer is not None:
-            ctx.plugin_state[STATE] = Trace(self._request_span(ctx))
+            span = self._request_span(ctx)
+            ctx.plugin_state[STATE] = Trace(span, span.is_recording())
 
     @hookimpl
     def modelway_upstream_request(
@@ -137,6 +140,9 @@ class TracingPlugin:
     ) -> None:
         trace: Trace | None = ctx.plugin_state.get(STATE)
         if trace is None or self.tracer is None:
+            return
+        if not trace.recording:  # not sampled: the upstream learns it, no span is made
+            request.headers["traceparent"] = traceparent(trace.span)
             return
         from opentelemetry.trace import SpanKind, set_span_in_context
 
@@ -191,7 +197,7 @@ class TracingPlugin:
     @hookimpl
     def modelway_request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:
         trace: Trace | None = ctx.plugin_state.pop(STATE, None)
-        if trace is None:
+        if trace is None or not trace.recording:
             return
         end = epoch_ns(ctx.timings.end or time.monotonic())
         upstream_end = ctx.timings.upstream_end
@@ -206,6 +212,14 @@ class TracingPlugin:
         assert self.tracer is not None
         parent = self.propagator.extract(ctx.headers) if "traceparent" in ctx.headers else None
         operation = operation_of(ctx)
+        span = self.tracer.start_span(
+            f"{operation} {ctx.model or ''}".strip(),
+            context=parent,
+            kind=SpanKind.SERVER,
+            start_time=epoch_ns(ctx.timings.start),
+        )
+        if not span.is_recording():
+            return span
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": operation,
             "gen_ai.request.model": ctx.model or "",
@@ -222,13 +236,8 @@ class TracingPlugin:
                 texts = [{"role": s.role, "kind": s.kind, "content": s.text}
                          for s in ctx.view.segments()]  # fmt: skip
                 attributes["gen_ai.input.messages"] = jsonx.dumps(texts).decode()
-        return self.tracer.start_span(
-            f"{operation} {ctx.model or ''}".strip(),
-            context=parent,
-            kind=SpanKind.SERVER,
-            start_time=epoch_ns(ctx.timings.start),
-            attributes=attributes,
-        )
+        span.set_attributes(attributes)
+        return span
 
 
 def traceparent(span: Span) -> str:
