@@ -131,6 +131,9 @@ class Call:
     content_type: str = "application/json"
     edited: bool = False
     view: RequestView | None = field(default=None, repr=False)
+    policy_fields: set[str] = field(default_factory=set)
+    """Top-level body fields a policy set through the view (`set`): a lane may leave out
+    one the backend's API version forbids, where the client's own value would pass."""
 
     def mark_edited(self) -> None:
         self.edited = True
