@@ -34,7 +34,7 @@ from modelway.wire import (
     TextFilter,
 )
 
-FORWARD_HEADERS = ("anthropic-beta", "anthropic-version")
+FORWARD_HEADERS = ("anthropic-beta", "anthropic-version", "accept", "idempotency-key")
 
 ERROR_STATUS = {
     "invalid_request_error": 400,

@@ -90,7 +90,7 @@ class AnthropicProvider(Provider):
         headers = merge_anthropic_headers(self._static_headers, ctx.forwarded_headers())
         headers.update(self._auth(ctx))
         if call.stream:
-            headers["accept"] = "text/event-stream"
+            headers.setdefault("accept", "text/event-stream")
         if call.wire == PASSTHROUGH:
             headers["content-type"] = call.content_type
         base = self.url.removesuffix("/messages")
@@ -141,9 +141,10 @@ class AnthropicProvider(Provider):
 
 
 def merge_anthropic_headers(static: dict[str, str], client: dict[str, str]) -> dict[str, str]:
-    """The backend's headers with the client's `anthropic-version` (it knows what it speaks)
-    and the union of both sides' `anthropic-beta` flags."""
-    headers = {**static}
+    """The backend's headers with the client's feature headers: its `anthropic-version` (it
+    knows what it speaks), the union of both sides' `anthropic-beta` flags, the rest as sent."""
+    headers = {**static, **client}
+    headers["anthropic-version"] = static["anthropic-version"]
     if "anthropic-version" in client:
         headers["anthropic-version"] = client["anthropic-version"]
     flags = (static.get("anthropic-beta"), client.get("anthropic-beta"))
