@@ -10,6 +10,7 @@ path and the value the gateway's side must have there (`ABSENT`: the field must 
 from __future__ import annotations
 
 import copy
+import http.client
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -144,3 +145,15 @@ def sse_data(raw: bytes) -> list[Any]:
             data = line[5:].strip()
             out.append(data.decode() if data == b"[DONE]" else json.loads(data))
     return out
+
+
+def post(origin: str, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+    """One raw POST to `origin` (`http://127.0.0.1:port`): the status and the whole body."""
+    host, port = origin.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("POST", path, body=body, headers=dict(headers))
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
