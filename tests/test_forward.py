@@ -235,7 +235,7 @@ def real_host_answer(received: Received) -> Reply:
 @contextmanager
 def upstreams() -> Iterator[Upstreams]:
     anthropic_behavior = AnthropicMessages(KNOWN_ANTHROPIC_FIELDS, api_key=ANTHROPIC_KEY)
-    gemini = gemini_behavior("/v1beta/models/", api_key_check(GEMINI_KEY))
+    gemini = gemini_behavior(None, api_key_check(GEMINI_KEY))
     with (
         UpstreamServer(openai_behavior) as openai_up,
         UpstreamServer(anthropic_behavior) as anthropic_up,
