@@ -24,6 +24,7 @@ from modelway.plugin_errors import describe_failure
 from modelway.replies import Reply, StreamReply, error_reply, reply, served_headers
 from modelway.runtime import Gateway
 from modelway.streams import LiveStreams, NativeSource, StreamBody, StreamSource
+from modelway.wire import PASSTHROUGH
 
 logger = logging.getLogger("modelway")
 
@@ -101,7 +102,7 @@ class RequestPath:
         self._decode(ctx, api, body)
         await api.prepare(ctx)
         try:
-            await self._route_and_police(ctx, gateway)
+            await self._route_and_police(ctx, gateway, forward)
         except NoRoute as error:
             if forward:
                 self._unmatched(ctx, gateway, error.error)
@@ -190,9 +191,11 @@ class RequestPath:
         if call.view is None:
             call.view = ctx.wire.view(call)
 
-    async def _route_and_police(self, ctx: RequestContext, gateway: Gateway) -> None:
+    async def _route_and_police(self, ctx: RequestContext, gateway: Gateway, forward: bool) -> None:
         assert ctx.call is not None
         route = gateway.match_route(ctx.call, ctx.path, ctx.headers, ctx.host)
+        if route is None and forward and ctx.call.wire == PASSTHROUGH:
+            route = gateway.host_route(ctx.call, ctx.host)
         if route is None:
             raise NoRoute(_no_route(ctx))
         ctx.route = route
@@ -213,8 +216,6 @@ class RequestPath:
         ctx.served_by = sent.attempt
         if ctx.streaming:
             return self._stream(ctx, sent)
-        if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
-            return self._relay_raw(ctx, sent)
         if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
             return self._relay_raw(ctx, sent)
         try:
