@@ -129,6 +129,7 @@ class Call:
     path: str = ""
     query: str = ""
     content_type: str = "application/json"
+    """The client's content type (empty when it sent none, as a GET does)."""
     edited: bool = False
     view: RequestView | None = field(default=None, repr=False)
     policy_fields: set[str] = field(default_factory=set)

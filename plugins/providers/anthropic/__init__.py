@@ -93,6 +93,8 @@ class AnthropicProvider(Provider):
             headers.setdefault("accept", "text/event-stream")
         if call.wire == PASSTHROUGH:
             headers["content-type"] = call.content_type
+            if not call.content_type:
+                del headers["content-type"]
         base = self.url.removesuffix("/messages")
         path = call.path.removeprefix("/v1")
         query = f"?{call.query}" if call.query else ""
