@@ -108,7 +108,8 @@ def _build(
 ) -> tuple[str, CanonicalRequest | None, UpstreamRequest]:
     provider = attempt.backend.provider
     model = attempt_model(ctx, attempt)
-    force_hub = hub is not None or _hub_for_continuation(ctx)
+    force_hub = hub is not None or not attempt.backend.config.same_api
+    force_hub = force_hub or _hub_for_continuation(ctx)
     lane = choose_lane(ctx, provider, model, force_hub)
     if lane == NATIVE:
         assert ctx.call is not None

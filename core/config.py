@@ -119,6 +119,9 @@ class BackendConfig(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float | None = Field(None, gt=0)
     optional: bool = False
+    same_api: bool = True
+    """False: clients speaking this backend's own API are translated through the hub too
+    (decoded and encoded again) instead of taking the same-API lane (for comparisons)."""
     price: PriceOverride | None = None
     """USD per million tokens, replacing the shipped price table's for this backend."""
 
