@@ -3,14 +3,15 @@
     python benchmarks/lane.py                  # 2 rounds x 4 modes x (1 s warm-up + 5 s)
     python benchmarks/lane.py --seconds 3 --rounds 3 --concurrency 16 --json
 
-One gateway (`modelway run`, access log off) with two `openai` backends on one OpenAI
-upstream (responses.py's raw asyncio server, fixed bytes, never the bottleneck): `lane` (the
-default: the client's own body and the upstream's own bytes) and `hub` (`same_api: false`:
-the request translated to the canonical shape and encoded again, the answer parsed and
-re-encoded, a stream decoded chunk by chunk). OpenAI chat completions, whole and streamed
-(a 24-chunk answer), measured in alternating order per round in one run: requests/s with
+One gateway (`modelway run`, access log off) with two backends per API on one upstream (a raw
+asyncio server answering fixed bytes, never the bottleneck): `<api>-lane` (the default
+same-API lane: the client's own body and the upstream's own bytes) and `<api>-hub`
+(`same_api: false`: the request translated to the canonical shape and encoded again, the
+answer parsed and re-encoded, a stream decoded chunk by chunk). OpenAI chat completions to an
+`openai` backend and Anthropic Messages to an `anthropic` backend, whole and streamed (24
+text chunks), measured in alternating order per round in one run: requests/s with
 `--concurrency` closed-loop clients, mean latency, time to the first byte, and the gateway's
-CPU time per request. The result is the ratio lane / hub. Nothing asserts a time.
+CPU time per request. The result is the ratio lane / hub per API. Nothing asserts a time.
 """
 
 from __future__ import annotations
@@ -27,43 +28,114 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import HOST, Server, executable, free_port
-from responses import _serve_upstream, measure
+from responses import ChatUpstream, _reply, measure
 
 LANES = ("lane", "hub")
-REQUEST = {"messages": [{"role": "user", "content": "Hello"}], "temperature": 0.2}
+APIS = {
+    "openai": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hello"}]}),
+    "anthropic": (
+        "/v1/messages",
+        {"max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]},
+    ),
+}
+WORDS = 24
+MESSAGE = {
+    "id": "msg_bench", "type": "message", "role": "assistant", "model": "bench",
+    "content": [{"type": "text", "text": " ".join(["word"] * WORDS)}],
+    "stop_reason": "end_turn", "stop_sequence": None,
+    "usage": {"input_tokens": 10, "output_tokens": WORDS},
+}  # fmt: skip
 
 
-def _body(lane: str, streamed: bool) -> bytes:
+def _anthropic_stream() -> bytes:
+    start = {**MESSAGE, "content": [], "stop_reason": None}
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    ]
+    delta = {"type": "text_delta", "text": "word "}
+    events += [{"type": "content_block_delta", "index": 0, "delta": delta}] * WORDS
+    events += [
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": WORDS}},
+        {"type": "message_stop"},
+    ]  # fmt: skip
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+class LaneUpstream(ChatUpstream):
+    """responses.py's chat server that also answers Anthropic Messages (by the path)."""
+
+    MESSAGES_WHOLE = _reply("application/json", json.dumps(MESSAGE).encode())
+    MESSAGES_STREAM = _reply("text/event-stream", _anthropic_stream())
+
+    def _answer_one(self) -> bool:
+        if not bytes(self.buffer[:32]).startswith(b"POST /v1/messages"):
+            return super()._answer_one()
+        assert self.transport is not None
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        length = 0
+        for line in bytes(self.buffer[:end]).lower().split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        if len(self.buffer) < end + 4 + length:
+            return False
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        streamed = b'"stream":true' in body.replace(b" ", b"")
+        self.transport.write(self.MESSAGES_STREAM if streamed else self.MESSAGES_WHOLE)
+        return True
+
+
+async def _serve_upstream(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(LaneUpstream, HOST, port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
+def _body(api: str, lane: str, streamed: bool) -> bytes:
     extra = {"stream": True} if streamed else {}
-    return json.dumps({"model": lane, **REQUEST, **extra}).encode()
+    return json.dumps({"model": f"{api}-{lane}", **APIS[api][1], **extra}).encode()
 
 
 async def _rounds(
     base: str, args: argparse.Namespace, pid: int
 ) -> dict[str, list[dict[str, float]]]:
-    order = [(lane, streamed) for streamed in (False, True) for lane in LANES]
+    order = [(api, lane, streamed) for api in APIS for streamed in (False, True) for lane in LANES]
     results: dict[str, list[dict[str, float]]] = {}
     for number in range(args.rounds):
-        for lane, streamed in order if number % 2 == 0 else list(reversed(order)):
-            url = base + "/v1/chat/completions"
-            result = await measure(
-                url, _body(lane, streamed), args.concurrency, args.warmup, args.seconds, pid
-            )
-            results.setdefault(f"{lane} {'stream' if streamed else 'whole'}", []).append(result)
+        for api, lane, streamed in order if number % 2 == 0 else list(reversed(order)):
+            url = base + APIS[api][0]
+            body = _body(api, lane, streamed)
+            result = await measure(url, body, args.concurrency, args.warmup, args.seconds, pid)
+            name = f"{api} {lane} {'stream' if streamed else 'whole'}"
+            results.setdefault(name, []).append(result)
     return results
 
 
 def _config(upstream_port: int) -> str:
-    base = f"http://{HOST}:{upstream_port}/v1"
+    base = f"http://{HOST}:{upstream_port}"
     return (
         "gateway: {host: 127.0.0.1}\n"
-        "plugins: {openai: null, access_log: {enabled: false}}\n"
+        "plugins: {openai: null, anthropic: null, anthropic_api: null,"
+        " access_log: {enabled: false}}\n"
         "backends:\n"
-        f"  lane: {{provider: openai, base_url: '{base}', api_key: sk-bench}}\n"
-        f"  hub: {{provider: openai, base_url: '{base}', api_key: sk-bench, same_api: false}}\n"
+        f"  openai-lane: {{provider: openai, base_url: '{base}/v1', api_key: sk-bench}}\n"
+        f"  openai-hub: {{provider: openai, base_url: '{base}/v1', api_key: sk-bench,"
+        " same_api: false}\n"
+        f"  anthropic-lane: {{provider: anthropic, base_url: '{base}', api_key: sk-bench}}\n"
+        f"  anthropic-hub: {{provider: anthropic, base_url: '{base}', api_key: sk-bench,"
+        " same_api: false}\n"
         "routes:\n"
-        "  - {match: {model: lane}, backend: lane}\n"
-        "  - {match: {model: hub}, backend: hub}\n"
+        + "".join(
+            f"  - {{match: {{model: {api}-{lane}}}, backend: {api}-{lane}}}\n"
+            for api in APIS
+            for lane in LANES
+        )
     )
 
 
@@ -72,9 +144,11 @@ def summarize(results: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
         name: {key: statistics.fmean(r[key] for r in runs) for key in runs[0]}
         for name, runs in results.items()
     }
+    kinds = [f"{api} {kind}" for api in APIS for kind in ("whole", "stream")]
 
     def ratio(key: str) -> dict[str, float]:
-        return {k: pooled[f"lane {k}"][key] / pooled[f"hub {k}"][key] for k in ("whole", "stream")}
+        return {k: pooled[k.replace(" ", " lane ")][key] / pooled[k.replace(" ", " hub ")][key]
+                for k in kinds}  # fmt: skip
 
     return {
         "modes": pooled,
@@ -86,20 +160,20 @@ def summarize(results: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
 
 def render(report: dict[str, Any]) -> str:
     lines = [
-        f"{'mode':<14}{'req/s':>9}{'mean ms':>10}{'ttfb ms':>10}{'cpu ms/req':>12}  req/s per round"
+        f"{'mode':<24}{'req/s':>9}{'mean ms':>10}{'ttfb ms':>10}{'cpu ms/req':>12}  req/s per round"
     ]
     for name, row in report["modes"].items():
         rounds = ", ".join(str(v) for v in report["per_round"][name])
         lines.append(
-            f"{name:<14}{row['rps']:>9.1f}{row['mean_ms']:>10.2f}"
+            f"{name:<24}{row['rps']:>9.1f}{row['mean_ms']:>10.2f}"
             f"{row['ttfb_ms']:>10.2f}{row['cpu_ms']:>12.3f}  {rounds}"
         )
     rps, cpu = report["lane_over_hub_rps"], report["lane_over_hub_cpu"]
-    lines.append(f"lane / hub throughput: whole {rps['whole']:.2f}, streamed {rps['stream']:.2f}")
-    lines.append(
-        f"lane / hub gateway CPU per request: whole {cpu['whole']:.2f}, "
-        f"streamed {cpu['stream']:.2f}"
-    )
+    for kind in rps:
+        lines.append(
+            f"lane / hub, {kind}: throughput {rps[kind]:.2f}, gateway CPU per request "
+            f"{cpu[kind]:.2f}"
+        )
     return "\n".join(lines)
 
 
