@@ -7,6 +7,7 @@ body shape (no `model`, `anthropic_version`), and the enrich policy's prepended 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import anthropic
 import pytest
 
 from modelway.testing.gateway import RunningGateway, run_gateway
-from modelway.testing.upstreams import UpstreamServer
+from modelway.testing.upstreams import Reply, UpstreamServer
 from tests.recording import (
     ABSENT,
     Scripted,
@@ -332,3 +333,41 @@ def test_enrichment_is_the_only_change(gateway, upstream, stream):
     assert_headers_passed("anthropic", sent, got)
     assert_same(direct[0], through[0])
     assert_same(direct[1], through[1])
+
+
+RATE_LIMITED = {
+    "type": "error",
+    "error": {
+        "type": "rate_limit_error",
+        "message": "Number of requests has exceeded your rate limit",
+    },
+    "request_id": "req_limited",
+}
+
+
+def test_an_upstream_error_reaches_the_client_as_the_api_sent_it(gateway, upstream):
+    headers = {**UPSTREAM_HEADERS, "x-should-retry": "true"}
+    original = upstream.behavior
+    upstream.behavior = lambda received: Reply(
+        status=429, body=json.dumps(RATE_LIMITED).encode(), headers=headers
+    )
+    try:
+        answers = []
+        for sdk in (
+            client(upstream.origin, GATEWAY_KEY, gateway),
+            client(gateway.url, CLIENT_KEY, gateway),
+        ):
+            with pytest.raises(anthropic.RateLimitError) as raised:
+                sdk.messages.create(**REQUEST, model="claude-sonnet-4-5", extra_body=EXTRA_BODY)
+            answers.append(raised.value)
+    finally:
+        upstream.behavior = original
+    direct, through = answers
+    assert_same(direct.body, through.body)
+    for name in (
+        "retry-after",
+        "x-should-retry",
+        "anthropic-ratelimit-requests-remaining",
+        "request-id",
+    ):
+        assert through.response.headers[name] == headers[name]
