@@ -2,7 +2,8 @@
 the PII guard masks the client's body before it goes upstream and masks answers, whole and
 streamed with the PII cut across events, and rejects in the client's own error shape without
 sending anything; enrichment's prepend, append, defaults and overrides land in each API's own
-fields. Everything but the policies' edits passes as it was (checked with tests/recording.py).
+fields; the webhook guard rewrites and rejects, the moderation guard rejects, each in the
+client's own error shape and before anything goes upstream. Everything but the policies' edits passes as it was (checked with tests/recording.py).
 """
 
 from __future__ import annotations
@@ -119,8 +120,36 @@ def upstream() -> Iterator[UpstreamServer]:
         yield server
 
 
+def guard(received: Received) -> Reply:
+    """The webhook (`/check`: reject "forbidden", rewrite "secret") and an OpenAI moderation
+    endpoint (flags "flagme")."""
+    if received.path.endswith("/moderations"):
+        flagged = b"flagme" in received.body
+        result = {"flagged": flagged, "categories": {"violence": flagged}}
+        return Reply.json({"id": "modr-1", "model": "omni-moderation-latest", "results": [result]})
+    texts = [segment["text"] for segment in body_json(received).get("segments", [])]
+    if any("forbidden" in text for text in texts):
+        return Reply.json({"action": "reject", "message": "not allowed here", "status": 403})
+    if any("secret" in text for text in texts):
+        return Reply.json(
+            {"action": "modify", "texts": [t.replace("secret", "[x]") for t in texts]}
+        )
+    return Reply.json({"action": "pass"})
+
+
 @pytest.fixture(scope="module")
-def gateway(upstream: UpstreamServer) -> Iterator[RunningGateway]:
+def guard_server() -> Iterator[UpstreamServer]:
+    with UpstreamServer(guard) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: UpstreamServer, guard_server: UpstreamServer) -> Iterator[RunningGateway]:
+    GUARDS = {
+        "webhook_guard": {"url": f"{guard_server.origin}/check"},
+        "moderation_guard": {"backend": "moderation"},
+    }
+
     def route(name: str, model: str, backend: str, policies: dict[str, Any]) -> dict[str, Any]:
         return {"name": name, "match": {"model": model}, "backend": backend, "policies": policies}
 
@@ -132,12 +161,15 @@ def gateway(upstream: UpstreamServer) -> Iterator[RunningGateway]:
                 "api_key": "sk-ant-up",
             },
             "gemini": {"provider": "gemini", "base_url": upstream.origin, "api_key": "AIza-up"},
+            "moderation": {"provider": "openai", "base_url": guard_server.url, "api_key": "sk-m"},
         },
         "routes": [
             route("claude-pii", "claude-pii", "claude", {"pii_guard": PII}),
             route("claude-enrich", "claude-enrich", "claude", {"enrich": ENRICH}),
             route("gemini-pii", "gemini-pii", "gemini", {"pii_guard": PII}),
             route("gemini-enrich", "gemini-enrich", "gemini", {"enrich": ENRICH}),
+            route("claude-guards", "claude-guards", "claude", GUARDS),
+            route("gemini-guards", "gemini-guards", "gemini", GUARDS),
         ],
     }
     with run_gateway(config) as gw:
@@ -277,3 +309,63 @@ def test_gemini_native_enrichment_lands_in_generate_fields(gemini, upstream):
     last = {"role": "user", "parts": [{"text": "hello"}, {"text": "Policy last."}]}
     assert sent["contents"] == [last]
     assert sent["generationConfig"] == {"maxOutputTokens": 77, "topK": 9}
+
+
+# ------------------------------------------------------------------------ guards, both APIs
+
+
+def ask(client: Any, api: str, text: str) -> None:
+    if api == "anthropic":
+        ask_claude(client, "claude-guards", text)
+    else:
+        ask_gemini(client, "gemini-guards", text)
+
+
+@pytest.fixture(params=["anthropic", "gemini"])
+def api_client(request, claude, gemini) -> tuple[str, Any]:
+    return request.param, claude if request.param == "anthropic" else gemini
+
+
+def sent_text(received: Received, api: str) -> str:
+    body = body_json(received)
+    if api == "anthropic":
+        return body["messages"][0]["content"][0]["text"]
+    return body["contents"][0]["parts"][0]["text"]
+
+
+def test_the_webhook_guard_rewrites_a_native_request(api_client, upstream):
+    api, client = api_client
+    ask(client, api, "the secret word")
+    assert sent_text(upstream.last, api) == "the [x] word"
+
+
+def refused(api: str, client: Any, text: str) -> tuple[int, Any]:
+    kinds = (anthropic.APIStatusError, genai_errors.APIError)
+    with pytest.raises(kinds) as raised:
+        ask(client, api, text)
+    error: Any = raised.value
+    if api == "anthropic":
+        return error.status_code, error.body["error"]["type"]
+    return error.code, error.status
+
+
+def test_the_webhook_guard_rejects_in_the_clients_shape(api_client, upstream):
+    api, client = api_client
+    upstream.received.clear()
+    status, kind = refused(api, client, "a forbidden thing")
+    assert (status, kind) == (
+        403,
+        "permission_error" if api == "anthropic" else "PERMISSION_DENIED",
+    )
+    assert upstream.received == []
+
+
+def test_the_moderation_guard_rejects_in_the_clients_shape(api_client, upstream):
+    api, client = api_client
+    upstream.received.clear()
+    status, kind = refused(api, client, "please flagme")
+    assert (status, kind) == (
+        400,
+        "invalid_request_error" if api == "anthropic" else "INVALID_ARGUMENT",
+    )
+    assert upstream.received == []
