@@ -210,6 +210,12 @@ def gateway(upstream: UpstreamServer) -> Iterator[RunningGateway]:
                 "api_key": GATEWAY_KEY,
                 "model": "local-model",
             },
+            "hub": {
+                "provider": "openai",
+                "base_url": upstream.url,
+                "api_key": GATEWAY_KEY,
+                "same_api": False,
+            },
             "azure": {
                 "provider": "azure",
                 "base_url": upstream.origin,
@@ -222,6 +228,7 @@ def gateway(upstream: UpstreamServer) -> Iterator[RunningGateway]:
             {"name": "openai", "match": {"model": "gpt-5"}, "backend": "openai"},
             {"name": "compatible", "match": {"model": "local-model"}, "backend": "compatible"},
             {"name": "azure", "match": {"model": "gpt5-deployment"}, "backend": "azure"},
+            {"name": "hub", "match": {"model": "gpt-hub"}, "backend": "hub"},
             {
                 "name": "enriched",
                 "match": {"model": "gpt-enriched"},
@@ -331,3 +338,18 @@ def test_enrichment_is_the_only_change(gateway, upstream, stream):
     assert_same(body_json(sent), body_json(got), {("messages",): messages})
     assert_same(direct[0], through[0])
     assert_same(direct[1], through[1])
+
+
+def test_the_lane_answers_the_upstreams_bytes_and_same_api_false_translates(gateway, upstream):
+    """The same-API lane gives the client the upstream's bytes as they were; a backend with
+    `same_api: false` gives the hub's encoding of the same answer (equal as JSON only)."""
+    through = gateway.closing(
+        openai.OpenAI(base_url=gateway.base_url, api_key=CLIENT_KEY, max_retries=0)
+    )
+    answers = {}
+    for model in ("gpt-5", "gpt-hub"):
+        raw = through.chat.completions.with_raw_response.create(**REQUEST, model=model)
+        answers[model] = raw.http_response.content
+    assert answers["gpt-5"] == json.dumps(COMPLETION).encode()  # the upstream's own bytes
+    assert answers["gpt-hub"] != answers["gpt-5"]
+    assert json.loads(answers["gpt-hub"]) == COMPLETION

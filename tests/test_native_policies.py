@@ -3,7 +3,8 @@ the PII guard masks the client's body before it goes upstream and masks answers,
 streamed with the PII cut across events, and rejects in the client's own error shape without
 sending anything; enrichment's prepend, append, defaults and overrides land in each API's own
 fields; the webhook guard rewrites and rejects, the moderation guard rejects, each in the
-client's own error shape and before anything goes upstream. Everything but the policies' edits passes as it was (checked with tests/recording.py).
+client's own error shape and before anything goes upstream. Everything but the policies'
+edits passes as it was (checked with tests/recording.py).
 """
 
 from __future__ import annotations
