@@ -117,7 +117,7 @@ def assert_same(direct: Any, through: Any, changes: Mapping[Path, Any] | None = 
 
 
 FEATURE_HEADERS = {
-    "anthropic": ("anthropic-beta", "anthropic-version", "content-type", "accept"),
+    "anthropic": ("anthropic-beta", "anthropic-version", "content-type", "accept", "user-agent"),
     "openai": ("openai-beta", "idempotency-key", "content-type", "accept", "openai-organization"),
     "gemini": ("x-goog-user-project", "x-goog-request-params", "content-type"),
 }

@@ -1,8 +1,9 @@
 """Claude Code (`@anthropic-ai/claude-code`, print mode `claude -p`) run directly against a
 recording Anthropic upstream and then through the gateway (an `anthropic` backend, the
 same-API lane). The upstream must see the same requests (path with `?beta=true`, every body
-field: thinking, context management, cache_control markers, metadata; the `anthropic-beta`
-and `anthropic-version` headers), the key aside, and Claude Code must print the same answer.
+field: thinking, context management, cache_control markers, metadata; every header but the
+connection's own and the SDK's telemetry: `anthropic-beta`, `anthropic-version`, Claude
+Code's `user-agent`, `x-app` and session id), the key aside, and Claude Code must print the same answer.
 The scripted answer streams thinking with a signature and reports cache reads and writes.
 
 Claude Code runs offline: ANTHROPIC_BASE_URL, a throw-away HOME and CLAUDE_CONFIG_DIR,
@@ -159,7 +160,21 @@ def claude_print(base_url: str, key: str, home: Path, prompt: str) -> str:
     return result.stdout
 
 
-FEATURES = ("anthropic-beta", "anthropic-version", "content-type")
+NOT_COMPARED = ("host", "content-length", "connection", "accept-encoding", "x-api-key")
+"""Headers of the connection itself, and the key (the gateway's own upstream). The SDK's
+telemetry headers (`x-stainless-*`) are not passed on either."""
+
+
+def compared(headers: dict[str, str]) -> dict[str, str]:
+    """The headers to compare; the session id differs between any two runs."""
+    out = {
+        name: value
+        for name, value in headers.items()
+        if name not in NOT_COMPARED and not name.startswith("x-stainless-")
+    }
+    if "x-claude-code-session-id" in out:
+        out["x-claude-code-session-id"] = "(per session)"
+    return out
 
 
 @pytest.mark.slow
@@ -176,9 +191,8 @@ def test_claude_code_sees_the_same_through_the_gateway(gateway, upstream, tmp_pa
     assert any(r.path == "/v1/messages?beta=true" for r in got)
     for before, after in zip(sent, got, strict=True):
         assert_same(stable(body_json(before)), stable(body_json(after)))
-        assert {n: after.headers.get(n) for n in FEATURES} == {
-            n: before.headers.get(n) for n in FEATURES
-        }
+        assert compared(after.headers) == compared(before.headers)
+        assert "anthropic-beta" in after.headers and "x-claude-code-session-id" in after.headers
         assert after.headers["x-api-key"] == GATEWAY_KEY
         assert CLIENT_KEY not in str(after.headers)
     main = body_json(got[-1])
