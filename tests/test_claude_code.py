@@ -4,7 +4,8 @@ same-API lane). The upstream must see the same requests (path with `?beta=true`,
 field: thinking, context management, cache_control markers, metadata; every header but the
 connection's own and the SDK's telemetry: `anthropic-beta`, `anthropic-version`, Claude
 Code's `user-agent`, `x-app` and session id), the key aside, and Claude Code must print the
-same answer. The scripted answer streams thinking with a signature and reports cache reads and writes.
+same answer. The scripted answer streams thinking with a signature and reports cache reads
+and writes.
 
 Claude Code runs offline: ANTHROPIC_BASE_URL, a throw-away HOME and CLAUDE_CONFIG_DIR,
 telemetry, the auto-updater and non-essential traffic off. `.ci/run` installs it (npm, into
