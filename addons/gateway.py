@@ -14,6 +14,7 @@ import logging
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy import server_hooks
 
 from modelway import protocolerrors
 from modelway.engine import Engine
@@ -56,6 +57,11 @@ class ModelwayAddon:
     async def done(self) -> None:
         if self.engine is not None:
             await self.engine.stop()
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        assert self.engine is not None
+        if not self.engine.allows_connection(data.server.address):
+            data.server.error = "the gateway does not connect to this address"
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         assert self.engine is not None

@@ -61,6 +61,10 @@ class GatewaySettings(Strict):
     unmatched: Literal["pass", "deny"] = "deny"
     """Forward mode: requests to an intercepted LLM host that match no API path or route are
     passed to the real host untouched, or denied with a clear error."""
+    plain_http: Literal["pass", "deny"] = "deny"
+    """Forward mode: plain-HTTP requests to hosts that are not intercepted (not LLM hosts)
+    are refused with a 403 (`deny`), or passed untouched (`pass`: an open HTTP proxy to any
+    host, unless `proxy_auth` is set)."""
     intercept_hosts: list[str] = Field(default_factory=lambda: list(LLM_HOSTS))
     """Forward mode: host globs whose TLS is intercepted (default: the enabled providers'
     hosts). Every other host is tunnelled untouched."""

@@ -133,8 +133,13 @@ class Engine:
             flow.metadata[TOO_LARGE] = True
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        if self._hosts is not None and not self._hosts.match(flow.request.pretty_host):
-            return  # forward mode: not an LLM host, pass it through untouched
+        try:
+            if self._other_host(flow):
+                return
+        except Exception as exc:  # a host mitmproxy parsed but Python cannot read
+            logger.warning("a request's host could not be read (%s)", type(exc).__name__)
+            _answer_minimal(flow, 400, "the request's host is not valid")
+            return
         self.inflight += 1
         ctx: RequestContext | None = None
         try:
@@ -151,9 +156,42 @@ class Engine:
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
-            unanswered = flow.response is None and not flow.metadata.get(RELAYED)
-            if unanswered and ctx is not None and ctx.annotations.get("unmatched") != "passed":
+            if ctx is None:  # `done` will not see this flow: it is over here
+                self._finished()
+            passed = ctx is not None and ctx.annotations.get("unmatched") == "passed"
+            if flow.response is None and not flow.metadata.get(RELAYED) and not passed:
                 _answer_minimal(flow, 502, "the gateway could not answer this request")
+
+    def _other_host(self, flow: http.HTTPFlow) -> bool:
+        """Forward mode, a host that is not an LLM host: True when it may pass untouched
+        (`gateway.plain_http: pass`); otherwise it is refused here."""
+        if self._hosts is None or self._hosts.match(flow.request.pretty_host):
+            return False
+        if self.gateway.config.gateway.plain_http == "pass":
+            return True
+        _answer_minimal(
+            flow,
+            403,
+            "this proxy forwards plain HTTP only to LLM hosts (gateway.plain_http: deny)",
+            "plain_http_denied",
+        )
+        return True
+
+    def allows_connection(self, address: tuple[str, int] | None) -> bool:
+        """Whether mitmproxy may open a connection to `address`. The gateway sends to
+        backends itself: mitmproxy connects only to the relay, and in forward mode to hosts
+        it tunnels or passes untouched (never to an intercepted host unless `unmatched:
+        pass`). Whatever fails in the engine, no request reaches the reverse target."""
+        if address is None:
+            return False
+        host, port = address[0], address[1]
+        if host == "127.0.0.1" and port == self.relay.port:
+            return True
+        if self._hosts is None:
+            return False
+        if self._hosts.match(host):
+            return self.gateway.config.gateway.unmatched == "pass"
+        return True
 
     async def _serve(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         body = flow.request.raw_content or b""
@@ -206,6 +244,10 @@ class Engine:
             logger.error(
                 "a request_done hook failed for request %s (%s)", ctx.id, type(exc).__name__
             )
+        finally:
+            self._finished()
+
+    def _finished(self) -> None:
         self.inflight -= 1
         if self.inflight == 0:
             self._idle.set()
@@ -277,9 +319,11 @@ async def stop_gateway(gateway: Gateway) -> None:
         await backend.provider.shutdown()
 
 
-def _answer_minimal(flow: http.HTTPFlow, status: int, message: str) -> None:
+def _answer_minimal(
+    flow: http.HTTPFlow, status: int, message: str, code: str = "gateway_error"
+) -> None:
     kind = "server_error" if status >= 500 else "invalid_request_error"
-    body = minimal_error_body(GatewayError(status, message, kind, "gateway_error"))
+    body = minimal_error_body(GatewayError(status, message, kind, code))
     flow.response = http.Response.make(status, body, {"content-type": "application/json"})
 
 
