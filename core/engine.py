@@ -46,9 +46,7 @@ class Engine:
 
     def __init__(self, gateway: Gateway) -> None:
         settings = gateway.config.gateway
-        self.transport = HttpTransport(
-            settings.connect_timeout_seconds, settings.upstream_timeout_seconds
-        )
+        self.transport = HttpTransport(settings.timeouts.connect, settings.timeouts.idle)
         self.live = LiveStreams()
         self.path = RequestPath(self.transport, self.live)
         self.relay = RelayServer()

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 
-from modelway import jsonx
+from modelway import jsonx, timeouts
 from modelway.answers import native_answer, translated_answer
-from modelway.attempts import NATIVE, Sent, open_upstream
+from modelway.attempts import NATIVE, Sent, open_upstream, read_failed
 from modelway.context import RequestContext
-from modelway.errors import GatewayError, not_found
+from modelway.errors import GatewayError, not_found, upstream_error
 from modelway.extension import Transport
 from modelway.hubstream import HubStream
 from modelway.ingress import IngressAPI, LocalEndpoint
@@ -24,6 +24,7 @@ from modelway.plugin_errors import describe_failure
 from modelway.replies import Reply, StreamReply, error_reply, reply, served_headers
 from modelway.runtime import Gateway
 from modelway.streams import LiveStreams, NativeSource, StreamBody, StreamSource
+from modelway.upstream import AnswerTooLarge, UpstreamFailure, read_bounded
 
 logger = logging.getLogger("modelway")
 
@@ -209,18 +210,19 @@ class RequestPath:
             )
 
     async def _send(self, ctx: RequestContext) -> Reply | StreamReply:
-        sent = await open_upstream(ctx, self.transport)
-        ctx.served_by = sent.attempt
-        if ctx.streaming:
-            return self._stream(ctx, sent)
-        if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
-            return self._relay_raw(ctx, sent)
-        if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
-            return self._relay_raw(ctx, sent)
-        try:
-            body = await sent.response.read()
-        finally:
-            sent.response.release()
+        last: GatewayError | None = None
+        while True:
+            sent = await open_upstream(ctx, self.transport, last=last)
+            ctx.served_by = sent.attempt
+            if ctx.streaming:
+                return self._stream(ctx, sent)
+            if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
+                return self._relay_raw(ctx, sent)
+            try:
+                body = await _read_whole(ctx, sent)
+                break
+            except UpstreamFailure as failure:  # the next attempt may answer whole
+                last = read_failed(ctx, sent, failure)
         ctx.timings.first_byte = time.monotonic()
         if sent.lane == NATIVE:
             return await native_answer(ctx, sent, body)
@@ -267,6 +269,24 @@ class RequestPath:
         encoder = ctx.api.stream_encoder(ctx)
         hub = HubStream(ctx, decoder, filters, encoder, keep_usage=sent.hub.client_wants_usage)
         return hub, encoder.content_type
+
+
+async def _read_whole(ctx: RequestContext, sent: Sent) -> bytes:
+    """A whole answer within the attempt's total timeout and `gateway.max_answer_bytes`."""
+    assert ctx.gateway is not None
+    limit = ctx.gateway.config.gateway.max_answer_bytes
+    try:
+        async with timeouts.before(sent.deadline):
+            return await read_bounded(sent.response, limit)
+    except AnswerTooLarge:
+        raise upstream_error(
+            502,
+            f"backend '{sent.attempt.backend.name}' answered with more than the gateway's "
+            f"limit of {limit} bytes (gateway.max_answer_bytes)",
+            "upstream_answer_too_large",
+        ) from None
+    finally:
+        sent.response.release()
 
 
 async def _authenticate(ctx: RequestContext, gateway: Gateway) -> None:
