@@ -199,6 +199,7 @@ class Engine:
                 body,
                 too_large=bool(flow.metadata.get(TOO_LARGE)),
                 forward=self._hosts is not None,
+                trailers=flow.request.trailers is not None,
             )
         )
         self._waiting[flow.id] = (flow.client_conn, work)

@@ -52,11 +52,17 @@ class RequestPath:
         keys are served there only)."""
 
     async def handle(
-        self, ctx: RequestContext, body: bytes, *, too_large: bool, forward: bool
+        self,
+        ctx: RequestContext,
+        body: bytes,
+        *,
+        too_large: bool,
+        forward: bool,
+        trailers: bool = False,
     ) -> Reply | StreamReply:
         """The answer for one request; raises `Passed` only for an explicit forward pass."""
         try:
-            return await self._handle(ctx, body, too_large, forward)
+            return await self._handle(ctx, body, too_large, forward, trailers)
         except Passed:
             raise
         except GatewayError as error:
@@ -67,7 +73,7 @@ class RequestPath:
             return error_reply(ctx, internal)
 
     async def _handle(
-        self, ctx: RequestContext, body: bytes, too_large: bool, forward: bool
+        self, ctx: RequestContext, body: bytes, too_large: bool, forward: bool, trailers: bool
     ) -> Reply | StreamReply:
         gateway = ctx.gateway
         assert gateway is not None
@@ -87,6 +93,10 @@ class RequestPath:
                     code="method_not_allowed",
                 )
         api = self._find_api(ctx, gateway, forward)
+        if trailers:
+            raise GatewayError(
+                400, "HTTP trailers are not supported: send the body without them", code="trailers"
+            )
         await _authenticate(ctx, gateway)
         assert ctx.endpoint is not None
         if ctx.endpoint.local:
