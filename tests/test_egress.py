@@ -11,8 +11,11 @@ traceback is never logged with the client's text.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -184,3 +187,23 @@ def test_forward_mode_passes_plain_http_to_other_hosts_when_configured(listener)
         answer = raw(gw, b"GET http://%s/open HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
     assert answer.endswith(b"LEAKED")
     assert listener.received[0].startswith(b"GET /open")
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"mode": "forward"}, "plain HTTP to hosts that are not LLM hosts is refused"),
+        ({"mode": "forward", "plain_http": "pass"}, "this is an open HTTP proxy"),
+    ],
+)
+def test_check_says_what_forward_mode_does_with_plain_http(tmp_path, settings, said):
+    path = tmp_path / "gateway.yaml"
+    path.write_text(json.dumps({**CONFIG, "gateway": settings}))
+    done = subprocess.run(
+        [sys.executable, "-m", "modelway.cli", "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert said in done.stdout
