@@ -67,6 +67,23 @@ class GatewayTimeouts(TimeoutsConfig):
     idle: float | None = Field(600.0, gt=0)
 
 
+class ClientLimits(Strict):
+    """`gateway.clients`: what a client connection may take (timeouts in seconds).
+
+    `header_timeout`: a new connection's first request headers must be complete within it;
+    `idle_timeout`: after an answer, the next request's headers (a keep-alive connection
+    that stays silent is closed); `body_timeout`: from the headers to the end of the body
+    (both a 408); `max_connections`: open client connections beyond it are answered 503 and
+    closed at once; `max_header_bytes`: larger request headers are a 431.
+    """
+
+    header_timeout: float = Field(30.0, gt=0)
+    body_timeout: float = Field(120.0, gt=0)
+    idle_timeout: float = Field(120.0, gt=0)
+    max_connections: int = Field(1000, gt=0)
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
+
+
 _LEGACY_TIMEOUTS = {"connect_timeout_seconds": "connect", "upstream_timeout_seconds": "idle"}
 
 
@@ -81,6 +98,7 @@ class GatewaySettings(Strict):
     timeouts: GatewayTimeouts = Field(default_factory=GatewayTimeouts)
     """Upstream timeouts (`connect_timeout_seconds` and `upstream_timeout_seconds` are
     accepted as the older names of `timeouts.connect` and `timeouts.idle`)."""
+    clients: ClientLimits = Field(default_factory=ClientLimits)
     max_answer_bytes: int = Field(64 * MiB, gt=0)
     """The largest whole (not streamed) upstream answer; beyond it the client gets a 502
     and the answer is dropped as it arrives. Streams are passed on in pieces, unbounded."""

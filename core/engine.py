@@ -20,9 +20,11 @@ import uuid
 from mitmproxy import connection, http
 
 from modelway.accesslog import access_record
+from modelway.clientguard import ClientGuard
 from modelway.clients import client_info
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
+from modelway.protocolerrors import HeaderLimit
 from modelway.relay import RelayServer
 from modelway.replies import Reply, StreamReply, minimal_error_body
 from modelway.requestpath import Passed, RequestPath
@@ -50,6 +52,7 @@ class Engine:
         self.live = LiveStreams()
         self.path = RequestPath(self.transport, self.live)
         self.relay = RelayServer()
+        self.clients = ClientGuard(settings.clients)
         self.services: Services = gateway.services
         self.inflight = 0
         self.draining = False
@@ -66,6 +69,8 @@ class Engine:
         self.gateway = gateway
         settings = gateway.config.gateway
         self._identity_header = settings.identity_header.lower()
+        self.clients.limits = settings.clients
+        HeaderLimit.max_bytes = settings.clients.max_header_bytes
         self._hosts: re.Pattern[str] | None = None
         if settings.mode == "forward" or self.forward:
             globs = gateway.intercept_hosts()
@@ -126,11 +131,13 @@ class Engine:
     # ----------------------------------------------------------------------------- hooks
 
     def request_headers(self, flow: http.HTTPFlow) -> None:
+        self.clients.headers_read(flow.client_conn)
         length = flow.request.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.gateway.config.gateway.max_body_bytes:
             flow.metadata[TOO_LARGE] = True
 
     async def request(self, flow: http.HTTPFlow) -> None:
+        self.clients.request_read(flow.client_conn)
         try:
             if self._other_host(flow):
                 return
@@ -223,6 +230,7 @@ class Engine:
             flow.response.stream = True
 
     def done(self, flow: http.HTTPFlow) -> None:
+        self.clients.answered(flow.client_conn)
         ctx: RequestContext | None = flow.metadata.pop(CTX, None)
         if ctx is None:
             return
@@ -292,6 +300,7 @@ class Engine:
         """Cancel the work of requests whose client connection closed (EOF)."""
         while True:
             await asyncio.sleep(WATCH_SECONDS)
+            self.clients.sweep()
             for client, work in list(self._waiting.values()):
                 if not (client.state & connection.ConnectionState.CAN_READ) and not work.done():
                     work.cancel()

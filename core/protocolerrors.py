@@ -15,6 +15,7 @@ from typing import Any
 import h11
 from mitmproxy import http, version
 from mitmproxy.net.http import http1
+from mitmproxy.proxy import commands, events
 from mitmproxy.proxy.layers.http import _http1, _http2, _http3
 
 from modelway.providerkit import dumps
@@ -26,6 +27,7 @@ _CODES = {
     414: "uri_too_long",
     431: "headers_too_large",
     502: "bad_gateway",
+    503: "overloaded",
     504: "gateway_timeout",
 }
 
@@ -93,6 +95,37 @@ def _catch_trailers() -> None:
     connection.read_body = read_body  # type: ignore[method-assign]
 
 
+class HeaderLimit:
+    """The largest request head (request line and headers) mitmproxy may buffer; the engine
+    sets it from `gateway.clients.max_header_bytes` (mitmproxy itself has no limit)."""
+
+    max_bytes = 64 * 1024
+
+
+def _bound_headers() -> None:
+    server = _http1.Http1Server
+    original = server.read_headers
+    if getattr(original, "_modelway", False):
+        return
+
+    def read_headers(self: Any, event: Any) -> Any:
+        limit = HeaderLimit.max_bytes
+        if (
+            isinstance(event, events.DataReceived)
+            and len(self.buf) > limit
+            and b"\r\n\r\n" not in bytes(self.buf)[: limit + 4]
+        ):
+            message = f"the request headers are larger than the gateway's limit of {limit} bytes"
+            yield commands.SendData(self.conn, json_error_response(431, message))
+            yield commands.CloseConnection(self.conn)
+            self.state = self.done
+            return
+        yield from original(self, event)
+
+    read_headers._modelway = True  # type: ignore[attr-defined]
+    server.read_headers = read_headers  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Make mitmproxy's HTTP layers answer their own errors in JSON (idempotent).
 
@@ -101,5 +134,6 @@ def install() -> None:
     """
     _http1.make_error_response = json_error_response
     _catch_trailers()
+    _bound_headers()
     _http2.format_error = json_error_body
     _http3.format_error = json_error_body

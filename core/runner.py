@@ -28,6 +28,7 @@ from mitmproxy.addons import (
 )
 from mitmproxy.master import Master
 
+from modelway import logflood
 from modelway.addons.gateway import ModelwayAddon
 from modelway.engine import Engine, stop_gateway
 from modelway.errors import ConfigError
@@ -198,6 +199,7 @@ class GatewayServer:
         self.master = Master(options.Options(confdir=confdir), with_termlog=False)
         self.master.addons.add(*gateway_addons())
         self.master.addons.add(ModelwayAddon(self.engine), _Announce(on_ready))
+        logflood.install()
         self._configure(self.master)
         self.engine.services.provide(ReloadService, ReloadService(self.reload))
         self.engine.path.loopback = _is_loopback(self.host)

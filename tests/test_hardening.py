@@ -176,7 +176,7 @@ def logged(tmp_path: Path):
 def test_the_access_log_bounds_the_path(logged):
     config, records = logged
     with run_gateway(config) as gw:
-        gw.http("GET", "/v1/" + "x" * 100_000)
+        gw.http("GET", "/v1/" + "x" * 20_000)
     [record] = records()
     assert len(record["path"]) < 300
 
