@@ -43,6 +43,8 @@ class _Tracked:
     since: float
     answered: bool = False
     """Whether an answer was sent on this connection (then a timeout closes it silently)."""
+    open: int = 0
+    """Requests whose headers were read and whose answer is not done (HTTP/2: several)."""
 
 
 class ClientGuard:
@@ -78,15 +80,24 @@ class ClientGuard:
         self._clients.pop(client.id, None)
 
     def headers_read(self, client: connection.Client) -> None:
-        self._move(client, BODY)
+        tracked = self._clients.get(client.id)
+        if tracked is not None:
+            tracked.open += 1
+            self._move(tracked, BODY if tracked.open == 1 else BUSY)
 
     def request_read(self, client: connection.Client) -> None:
-        self._move(client, BUSY)
+        tracked = self._clients.get(client.id)
+        if tracked is not None:
+            self._move(tracked, BUSY)
 
     def answered(self, client: connection.Client) -> None:
-        tracked = self._move(client, WAITING)
-        if tracked is not None:
+        tracked = self._clients.get(client.id)
+        if tracked is None:
+            return
+        tracked.open = max(tracked.open - 1, 0)
+        if tracked.open == 0:  # the connection waits for the next request
             tracked.answered = True
+            self._move(tracked, WAITING)
 
     # ---------------------------------------------------------------- the sweep
 
@@ -111,11 +122,9 @@ class ClientGuard:
             return self.limits.idle_timeout if tracked.answered else self.limits.header_timeout
         return None
 
-    def _move(self, client: connection.Client, phase: str) -> _Tracked | None:
-        tracked = self._clients.get(client.id)
-        if tracked is not None:
-            tracked.phase, tracked.since = phase, time.monotonic()
-        return tracked
+    @staticmethod
+    def _move(tracked: _Tracked, phase: str) -> None:
+        tracked.phase, tracked.since = phase, time.monotonic()
 
     def _close(self, client: connection.Client, status: int | None, message: str) -> None:
         """Write an error answer (if any) and close the client's socket: mitmproxy's handler
