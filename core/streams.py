@@ -124,6 +124,8 @@ class StreamBody:
                         await _quiet(write, self.source.error_event(error))
                     return
             except ConnectionError:
+                if self.ctx.answered:
+                    return
                 self.ctx.error = GatewayError(
                     499, "the client closed the stream", "client_error", "client_closed"
                 )
@@ -139,6 +141,9 @@ class StreamBody:
                     await write(out)
                 if source.error is not None:
                     raise source.error
+                if getattr(source, "complete", False):
+                    # the end event reached the client: its closing now is no failure
+                    self.ctx.answered = True
         out = await source.close()
         if out:
             self._first_byte()
@@ -161,6 +166,8 @@ class StreamBody:
             self.sent.response.release()
 
     async def _cut(self, write: Write) -> None:
+        if self.ctx.answered:
+            return
         if self._client_gone:
             self.ctx.error = GatewayError(
                 499, "the client closed the stream", "client_error", "client_closed"

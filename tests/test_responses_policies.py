@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from modelway import hookimpl
+from modelway.testing.fake_openai import openai_stream_chunks
 from modelway.testing.gateway import RunningGateway, run_gateway, write_config
-from modelway.testing.upstreams import Reply, UpstreamServer, openai_stream_chunks
+from modelway.testing.upstreams import Reply, UpstreamServer
 from tests.responses_setup import KEYS, Upstreams, backends, shared_fixtures, upstreams
 from tests.responses_upstreams import response_events, sse
 from tests.test_responses_api import create, output_text, stream

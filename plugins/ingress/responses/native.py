@@ -71,6 +71,10 @@ def error_events(error: GatewayError, response: Json, sequence: int) -> bytes:
 class ResponsesStream(SSEStream):
     """A same-API Responses stream."""
 
+    markers = (b"response.created", b"response.completed", b"response.incomplete",
+               b"response.failed", b"error")
+    """The events `scan` parses (block mode): the response's id, its end and usage, errors."""
+
     def __init__(self, ctx: RequestContext, filters: list[TextFilter]) -> None:
         super().__init__(filters, rewrite=False)
         self.ctx = ctx
