@@ -4,14 +4,15 @@ When file descriptors run out, asyncio logs a traceback for every failed accept 
 thousands a second), and a misbehaving client can make any warning repeat as fast as it
 sends. `FloodFilter` lets `burst` records of one message (logger and format string) through
 per `interval` seconds, drops the rest, and adds to the next record that passes how many
-like it were dropped. `install` puts one on the loggers that can flood.
+like it were dropped. `limited` puts one on each logger that can flood while a gateway runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 FLOOD_LOGGERS = (
     "asyncio",
@@ -56,9 +57,14 @@ class FloodFilter(logging.Filter):
         return False
 
 
-def install(interval: float = 10.0, burst: int = 5) -> None:
-    """Put a FloodFilter on each logger that can flood (once per logger)."""
-    for name in FLOOD_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, FloodFilter) for f in logger.filters):
-            logger.addFilter(FloodFilter(interval, burst))
+@contextlib.contextmanager
+def limited(interval: float = 10.0, burst: int = 5) -> Iterator[None]:
+    """A FloodFilter on each logger that can flood, while the block runs (a gateway's run)."""
+    filters = [(logging.getLogger(name), FloodFilter(interval, burst)) for name in FLOOD_LOGGERS]
+    for logger, flood in filters:
+        logger.addFilter(flood)
+    try:
+        yield
+    finally:
+        for logger, flood in filters:
+            logger.removeFilter(flood)

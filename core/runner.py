@@ -199,7 +199,6 @@ class GatewayServer:
         self.master = Master(options.Options(confdir=confdir), with_termlog=False)
         self.master.addons.add(*gateway_addons())
         self.master.addons.add(ModelwayAddon(self.engine), _Announce(on_ready))
-        logflood.install()
         self._configure(self.master)
         self.engine.services.provide(ReloadService, ReloadService(self.reload))
         self.engine.path.loopback = _is_loopback(self.host)
@@ -210,7 +209,8 @@ class GatewayServer:
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_logged()))
         watcher = loop.create_task(self._watch()) if self.watch else None
         try:
-            await self.master.run()
+            with logflood.limited():
+                await self.master.run()
         finally:
             if watcher is not None:
                 watcher.cancel()

@@ -140,3 +140,15 @@ def test_a_flood_of_one_log_message_is_rate_limited():
         logger.removeHandler(handler)
     assert len(records) == 4
     assert "9997 more like it" in records[-1].getMessage()
+
+
+def test_refusals_under_overload_are_logged_a_few_times_then_counted(caplog):
+    caplog.set_level(logging.WARNING, logger="modelway")
+    with run_gateway(config(max_connections=1)) as gw, connection(gw) as held:
+        held.sendall(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+        assert held.recv(65536).startswith(b"HTTP/1.1 200")
+        for _ in range(40):
+            with connection(gw) as extra:
+                assert read_until_closed(extra).startswith(b"HTTP/1.1 503")
+    refusals = [r for r in caplog.records if "refused a client connection" in r.getMessage()]
+    assert 1 <= len(refusals) <= 5

@@ -231,3 +231,19 @@ def test_older_names_fill_the_timeout_model():
         600,
         None,
     )
+
+
+def silent_after_first_event(received: Received) -> Reply:
+    """One event, then silence for a minute."""
+    chunks = openai_stream_chunks(received.json)
+    return Reply.sse([chunks[0], chunks[1]], delay=LONG)
+
+
+def test_idle_timeout_ends_a_silent_stream_with_an_error_event(upstream):
+    upstream.behavior = silent_after_first_event
+    with run_gateway(config(upstream.url, {"timeouts": {"idle": 0.3}})) as gw:
+        answer = chat(gw, {**CHAT, "stream": True})
+    assert answer.status == 200
+    events = [line[6:] for line in answer.body.decode().splitlines() if line.startswith("data: ")]
+    assert json.loads(events[0])["choices"]
+    assert json.loads(events[-1])["error"]["code"] == "upstream_timeout"
