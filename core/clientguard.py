@@ -108,6 +108,9 @@ class ClientGuard:
             limit = self._limit(tracked)
             if limit is None or now - tracked.since <= limit:
                 continue
+            if tracked.phase == WAITING and tracked.answered and self._sending(tracked.client):
+                tracked.since = now  # the answer is still being written to a slow reader
+                continue
             self._clients.pop(tracked.client.id, None)
             if tracked.answered and tracked.phase == WAITING:
                 self._close(tracked.client, None, "")
@@ -126,13 +129,21 @@ class ClientGuard:
     def _move(tracked: _Tracked, phase: str) -> None:
         tracked.phase, tracked.since = phase, time.monotonic()
 
-    def _close(self, client: connection.Client, status: int | None, message: str) -> None:
-        """Write an error answer (if any) and close the client's socket: mitmproxy's handler
-        then ends by itself, as for a client that hung up."""
+    def _writer(self, client: connection.Client) -> Any:
         proxyserver = self._proxyserver()
         handler = proxyserver.connections.get(client.id) if proxyserver is not None else None
         io = handler.transports.get(handler.client) if handler is not None else None
-        writer = getattr(io, "writer", None)
+        return getattr(io, "writer", None)
+
+    def _sending(self, client: connection.Client) -> bool:
+        writer = self._writer(client)
+        transport = getattr(writer, "transport", None)
+        return bool(transport is not None and transport.get_write_buffer_size())
+
+    def _close(self, client: connection.Client, status: int | None, message: str) -> None:
+        """Write an error answer (if any) and close the client's socket: mitmproxy's handler
+        then ends by itself, as for a client that hung up."""
+        writer = self._writer(client)
         if writer is None:
             return
         if status is not None:
