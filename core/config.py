@@ -105,8 +105,8 @@ class GatewaySettings(Strict):
     api_keys: list[SecretStr] = Field(default_factory=list)
     """Keys clients must send (any API's key header); empty: no key is needed."""
     admin_keys: list[SecretStr] = Field(default_factory=list)
-    """Keys the admin endpoints (`/modelway/*`) need; without them the admin endpoints take
-    the client keys, and with no keys at all they answer on a loopback listener only."""
+    """Keys the admin endpoints (`/modelway/*`) need. Without them the admin endpoints answer
+    on a loopback listener only (taking the client keys there, if any)."""
     identity_header: str = "x-user-id"
     ca_dir: str = "~/.modelway"
     """Where the forward proxy's CA lives (created on first run, key readable by the owner)."""

@@ -129,8 +129,8 @@ class RequestPath:
     async def _local(self, ctx: RequestContext, gateway: Gateway, local: LocalEndpoint) -> Reply:
         ctx.annotations["local"] = local.name
         if local.admin:
-            if not gateway.admin_check.enabled and not self.loopback:
-                raise GatewayError(
+            if not gateway.config.gateway.admin_keys and not self.loopback:
+                raise GatewayError(  # client keys are not admin keys off loopback
                     403,
                     "admin endpoints need gateway.admin_keys on a listener that is not "
                     "loopback-only",

@@ -214,3 +214,14 @@ def test_stopping_with_idle_keep_alive_connections_logs_no_traceback(caplog):
             sock.close()
     assert "CancelledError" not in caplog.text
     assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize("keys", [{"api_keys": ["sk-client"]}, {}])
+def test_admin_endpoints_off_loopback_need_admin_keys(keys):
+    """A listener that is not loopback-only (the flag the runner sets from the listen
+    address) refuses admin endpoints without `admin_keys`, whatever client key is sent."""
+    with run_gateway({**MOCK, "gateway": keys}) as gw:
+        gw.server.engine.path.loopback = False
+        answer = gw.http("POST", "/modelway/reload", headers={"authorization": "Bearer sk-client"})
+    assert answer.status == 403
+    assert answer.json["error"]["code"] == "admin_disabled"
