@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy import server_hooks
 
 from modelway import protocolerrors
 from modelway.engine import Engine
@@ -51,11 +52,30 @@ class ModelwayAddon:
 
     async def running(self) -> None:
         assert self.engine is not None
+        self.engine.clients.attach(ctx.master.addons.get("proxyserver"))
         await self.engine.start()
 
     async def done(self) -> None:
         if self.engine is not None:
             await self.engine.stop()
+
+    def client_connected(self, client: connection.Client) -> None:
+        assert self.engine is not None
+        self.engine.clients.connected(client)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        assert self.engine is not None
+        self.engine.clients.disconnected(client)
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        """Forward mode: a tunnel is the client's own traffic; no client timeout applies."""
+        assert self.engine is not None
+        self.engine.clients.request_read(flow.client_conn)
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        assert self.engine is not None
+        if not self.engine.allows_connection(data.server.address):
+            data.server.error = "the gateway does not connect to this address"
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         assert self.engine is not None

@@ -30,6 +30,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from benchkit import executable as _executable
+from benchkit import free_port as _free_port
 from load import (
     CHAT_PATH,
     HOST,
@@ -39,8 +41,6 @@ from load import (
     Server,
     Target,
     _check_answers,
-    _executable,
-    _free_port,
     _measure,
 )
 

@@ -30,7 +30,10 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import HOST, Server, UpstreamProtocol, _executable, _free_port, _process_cpu
+from benchkit import executable as _executable
+from benchkit import free_port as _free_port
+from benchkit import process_cpu as _process_cpu
+from load import HOST, Server, UpstreamProtocol
 
 WORDS = 24
 COMPLETION = {

@@ -13,12 +13,12 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from modelway import jsonx
+from modelway import jsonx, timeouts
 from modelway.canonical import CanonicalRequest, UpstreamRequest
 from modelway.context import Attempt, AttemptOutcome, RequestContext
 from modelway.errors import GatewayError
 from modelway.extension import Provider, Transport, UpstreamResponse
-from modelway.upstream import UpstreamFailure
+from modelway.upstream import AnswerTooLarge, UpstreamFailure, read_bounded
 
 NATIVE = "native"
 HUB = "hub"
@@ -45,6 +45,8 @@ class Sent:
     hub: CanonicalRequest | None
     """What went upstream on the hub lane (None on the same-API lane)."""
     response: UpstreamResponse
+    deadline: float | None = None
+    """The loop time at which this attempt's `total` timeout runs out."""
 
 
 class _Retriable(Exception):
@@ -81,11 +83,12 @@ async def open_upstream(
     transport: Transport,
     *,
     hub: CanonicalRequest | None = None,
+    last: GatewayError | None = None,
 ) -> Sent:
     """The first attempt that answers 2xx. `hub` forces the hub lane with that request (a
-    continuation mid-stream); attempts already made are skipped."""
+    continuation mid-stream); attempts already made are skipped; `last` is the error of an
+    earlier attempt, raised when no other is left."""
     assert ctx.plan is not None
-    last: GatewayError | None = None
     deadline = (
         None if ctx.plan.budget_seconds is None else ctx.timings.start + ctx.plan.budget_seconds
     )
@@ -108,7 +111,8 @@ def _build(
 ) -> tuple[str, CanonicalRequest | None, UpstreamRequest]:
     provider = attempt.backend.provider
     model = attempt_model(ctx, attempt)
-    force_hub = hub is not None or _hub_for_continuation(ctx)
+    force_hub = hub is not None or not attempt.backend.config.same_api
+    force_hub = force_hub or _hub_for_continuation(ctx)
     lane = choose_lane(ctx, provider, model, force_hub)
     if lane == NATIVE:
         assert ctx.call is not None
@@ -142,9 +146,16 @@ async def _try(
     ctx.upstream_model = request.model if request else attempt_model(ctx, attempt)
     started = time.monotonic()
     ctx.timings.upstream_start = ctx.timings.upstream_start or started
-    stream = ctx.streaming
+    limits = timeouts.resolve(
+        ctx.gateway.config.gateway, backend.config, ctx.route.config if ctx.route else None
+    )
+    wire.connect_timeout = limits.connect or 0.0
+    wire.timeout = limits.idle or 0.0
+    deadline = timeouts.deadline_of(limits.total)
     try:
-        response = await _send(ctx, backend.provider.transport or transport, wire, stream)
+        response = await _send(
+            backend.provider.transport or transport, wire, ctx.streaming, limits, deadline
+        )
     except UpstreamFailure as exc:
         retriable = _triggered(ctx, exc.kind)
         _report(ctx, attempt, AttemptOutcome(False, None, exc.kind, retriable), started)
@@ -155,8 +166,9 @@ async def _try(
     ctx.upstream_headers = passed_headers(response.headers)
     if response.status < 400:
         _report(ctx, attempt, AttemptOutcome(True, response.status), started)
-        return Sent(attempt, lane, request, response)
-    error = await _error_from(backend.provider, response, backend.name, lane)
+        return Sent(attempt, lane, request, response, deadline)
+    limit = ctx.gateway.config.gateway.max_answer_bytes
+    error = await _error_from(backend.provider, response, backend.name, lane, limit)
     trigger = "429" if response.status == 429 else ("5xx" if response.status >= 500 else None)
     retriable = trigger is not None and _triggered(ctx, trigger)
     outcome = AttemptOutcome(
@@ -188,6 +200,7 @@ _FAILURE_TRIGGER = {
     "tls": "tls",
     "connect_timeout": "connect_timeout",
     "timeout": "timeout",
+    "total": "timeout",
     "slow": "slow",
     "idle": "timeout",
     "disconnect": "disconnect",
@@ -202,26 +215,45 @@ def _triggered(ctx: RequestContext, trigger: str) -> bool:
 
 
 async def _send(
-    ctx: RequestContext, transport: Transport, wire: UpstreamRequest, stream: bool
+    transport: Transport,
+    wire: UpstreamRequest,
+    stream: bool,
+    limits: timeouts.Timeouts,
+    deadline: float | None,
 ) -> UpstreamResponse:
-    """Send, bounded by the route's time-to-first-byte limit when it has one."""
-    failover = ctx.route.config.failover if ctx.route else None
-    limit = failover.first_byte_timeout_seconds if failover else None
-    if limit is None:
+    """Send, bounded by the attempt's first-byte and total timeouts."""
+    first_byte = limits.first_byte
+    if first_byte is not None and (limits.total is None or first_byte < limits.total):
+        try:
+            return await asyncio.wait_for(transport.send(wire, stream=stream), first_byte)
+        except TimeoutError:
+            raise UpstreamFailure(
+                "slow", 504, f"the backend did not start answering within {first_byte:g}s"
+            ) from None
+    async with timeouts.before(deadline):
         return await transport.send(wire, stream=stream)
-    try:
-        return await asyncio.wait_for(transport.send(wire, stream=stream), limit)
-    except TimeoutError:
-        raise UpstreamFailure(
-            "slow", 504, f"the backend did not start answering within {limit:g}s"
-        ) from None
+
+
+def read_failed(ctx: RequestContext, sent: Sent, failure: UpstreamFailure) -> GatewayError:
+    """A whole answer broke off while it was read (nothing reached the client yet): the
+    attempt failed. Its error is returned when the route's triggers let the next attempt
+    be tried, else raised."""
+    retriable = _triggered(ctx, failure.kind)
+    outcome = AttemptOutcome(False, sent.response.status, failure.kind, retriable)
+    _report(ctx, sent.attempt, outcome, time.monotonic())
+    error = failure.as_error(sent.attempt.backend.name)
+    if not retriable:
+        raise error from failure
+    return error
 
 
 async def _error_from(
-    provider: Provider, response: UpstreamResponse, backend: str, lane: str
+    provider: Provider, response: UpstreamResponse, backend: str, lane: str, limit: int
 ) -> GatewayError:
     try:
-        body = await response.read()
+        body = await read_bounded(response, limit)
+    except AnswerTooLarge:
+        body = b""
     except UpstreamFailure as exc:
         return exc.as_error(backend)
     finally:

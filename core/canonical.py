@@ -107,6 +107,9 @@ class UpstreamRequest:
     headers: dict[str, str]
     body: bytes = b""
     timeout: float | None = None
+    """The longest silence from the backend, in seconds (None: the transport's default;
+    0: no limit). The attempt sets both from its timeouts."""
+    connect_timeout: float | None = None
 
 
 @dataclass(slots=True)

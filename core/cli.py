@@ -102,6 +102,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if worker is None:
         for notice in gateway.notices:
             logging.getLogger("modelway").info(notice)
+        forward = forward_notice(gateway, args.mode or gateway.config.gateway.mode)
+        if forward:
+            logging.getLogger("modelway").warning(forward)
     if args.workers > 1:
         return _run_workers(args, gateway)
     server = GatewayServer(
@@ -185,8 +188,42 @@ def describe(gateway: Gateway) -> str:
         if route.groups:
             groups = " then ".join("[" + ", ".join(b.name for b in g) + "]" for g in route.groups)
             lines.append(f"    failover: {groups}")
+    timeouts = settings.timeouts
+    lines.append(
+        "upstream limits: "
+        + ", ".join(
+            f"{name} {_seconds(getattr(timeouts, name))}"
+            for name in ("connect", "first_byte", "idle", "total")
+        )
+        + f"; whole answers up to {settings.max_answer_bytes} bytes"
+    )
     lines.extend(f"note: {n}" for n in gateway.notices)
+    forward = forward_notice(gateway, settings.mode)
+    if forward:
+        lines.append(f"note: {forward}")
     return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}s"
+
+
+def forward_notice(gateway: Gateway, mode: str) -> str | None:
+    """What forward mode does with plain HTTP to hosts it does not intercept."""
+    settings = gateway.config.gateway
+    if mode != "forward":
+        return None
+    if settings.plain_http == "deny":
+        return (
+            "forward mode: plain HTTP to hosts that are not LLM hosts is refused "
+            "(gateway.plain_http: deny)"
+        )
+    if settings.proxy_auth is None:
+        return (
+            "forward mode: plain HTTP to any host is passed (gateway.plain_http: pass) "
+            "and gateway.proxy_auth is not set: this is an open HTTP proxy"
+        )
+    return "forward mode: plain HTTP to any host is passed for clients with proxy_auth"
 
 
 def cmd_ca(args: argparse.Namespace) -> int:

@@ -43,7 +43,7 @@ def client_info(address: str, headers: Mapping[str, str], identity_header: str) 
     if named:
         identity = "user:" + named[:128]
     elif key:
-        identity = "key:" + hashlib.sha256(key.encode()).hexdigest()[:12]
+        identity = "key:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     else:
         identity = "ip:" + address
     return ClientInfo(address, identity, key)
@@ -62,7 +62,7 @@ class KeyCheck:
     def verify(self, client: ClientInfo) -> None:
         if not self._keys:
             return
-        given = (client.api_key or "").encode()
+        given = (client.api_key or "").encode("utf-8", "surrogateescape")
         if not any(hmac.compare_digest(given, key) for key in self._keys):
             raise GatewayError(
                 401,

@@ -38,6 +38,55 @@ LLM_HOSTS = (
 )
 
 
+class TimeoutsConfig(Strict):
+    """Upstream timeouts in seconds (`null`: no limit). Per backend and per route, a value
+    left out is taken from the next level: route, then backend, then `gateway.timeouts`.
+
+    `connect`: opening the connection (TCP and TLS), failover trigger `connect_timeout`;
+    `first_byte`: from sending the request to the answer's headers, trigger `slow`;
+    `idle`: the longest silence while waiting for or reading the answer, trigger `timeout`;
+    `total`: one attempt from sending to the answer's last byte, trigger `timeout`.
+    Each is a 504 (`upstream_timeout`) in the client's API shape; after bytes of a stream
+    reached the client, an error event ends the stream.
+    """
+
+    connect: float | None = Field(None, gt=0)
+    first_byte: float | None = Field(None, gt=0)
+    idle: float | None = Field(None, gt=0)
+    total: float | None = Field(None, gt=0)
+
+    def given(self) -> dict[str, float | None]:
+        """The values set explicitly at this level."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class GatewayTimeouts(TimeoutsConfig):
+    """`gateway.timeouts`: the defaults of every backend and route."""
+
+    connect: float | None = Field(10.0, gt=0)
+    idle: float | None = Field(600.0, gt=0)
+
+
+class ClientLimits(Strict):
+    """`gateway.clients`: what a client connection may take (timeouts in seconds).
+
+    `header_timeout`: a new connection's first request headers must be complete within it;
+    `idle_timeout`: after an answer, the next request's headers (a keep-alive connection
+    that stays silent is closed); `body_timeout`: from the headers to the end of the body
+    (both a 408); `max_connections`: open client connections beyond it are answered 503 and
+    closed at once; `max_header_bytes`: larger request headers are a 431.
+    """
+
+    header_timeout: float = Field(30.0, gt=0)
+    body_timeout: float = Field(120.0, gt=0)
+    idle_timeout: float = Field(120.0, gt=0)
+    max_connections: int = Field(1000, gt=0)
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
+
+
+_LEGACY_TIMEOUTS = {"connect_timeout_seconds": "connect", "upstream_timeout_seconds": "idle"}
+
+
 class GatewaySettings(Strict):
     """Process-wide settings: where to listen and the limits that protect the gateway."""
 
@@ -46,13 +95,18 @@ class GatewaySettings(Strict):
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(10 * MiB, gt=0)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
-    connect_timeout_seconds: float = Field(10.0, gt=0)
-    upstream_timeout_seconds: float = Field(600.0, gt=0)
+    timeouts: GatewayTimeouts = Field(default_factory=GatewayTimeouts)
+    """Upstream timeouts (`connect_timeout_seconds` and `upstream_timeout_seconds` are
+    accepted as the older names of `timeouts.connect` and `timeouts.idle`)."""
+    clients: ClientLimits = Field(default_factory=ClientLimits)
+    max_answer_bytes: int = Field(64 * MiB, gt=0)
+    """The largest whole (not streamed) upstream answer; beyond it the client gets a 502
+    and the answer is dropped as it arrives. Streams are passed on in pieces, unbounded."""
     api_keys: list[SecretStr] = Field(default_factory=list)
     """Keys clients must send (any API's key header); empty: no key is needed."""
     admin_keys: list[SecretStr] = Field(default_factory=list)
-    """Keys the admin endpoints (`/modelway/*`) need; without them the admin endpoints take
-    the client keys, and with no keys at all they answer on a loopback listener only."""
+    """Keys the admin endpoints (`/modelway/*`) need. Without them the admin endpoints answer
+    on a loopback listener only (taking the client keys there, if any)."""
     identity_header: str = "x-user-id"
     metrics_port: int | None = Field(None, ge=0, le=65535)
     """With the `metrics` plugin: serve `GET /metrics` on this port of `host` too (shared by
@@ -64,9 +118,26 @@ class GatewaySettings(Strict):
     unmatched: Literal["pass", "deny"] = "deny"
     """Forward mode: requests to an intercepted LLM host that match no API path or route are
     passed to the real host untouched, or denied with a clear error."""
+    plain_http: Literal["pass", "deny"] = "deny"
+    """Forward mode: plain-HTTP requests to hosts that are not intercepted (not LLM hosts)
+    are refused with a 403 (`deny`), or passed untouched (`pass`: an open HTTP proxy to any
+    host, unless `proxy_auth` is set)."""
     intercept_hosts: list[str] = Field(default_factory=lambda: list(LLM_HOSTS))
     """Forward mode: host globs whose TLS is intercepted (default: the enabled providers'
     hosts). Every other host is tunnelled untouched."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_timeouts(cls, value: Any) -> Any:
+        if not isinstance(value, dict) or not any(k in value for k in _LEGACY_TIMEOUTS):
+            return value
+        value = dict(value)
+        timeouts = dict(value.get("timeouts") or {})
+        for old, new in _LEGACY_TIMEOUTS.items():
+            if old in value:
+                timeouts.setdefault(new, value.pop(old))
+        value["timeouts"] = timeouts
+        return value
 
     @field_validator("api_keys", "admin_keys")
     @classmethod
@@ -121,7 +192,13 @@ class BackendConfig(BaseModel):
     auth: Literal["gateway", "passthrough"] = "gateway"
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float | None = Field(None, gt=0)
+    """The older name of `timeouts.idle` for this backend."""
+    timeouts: TimeoutsConfig | None = None
+    """This backend's upstream timeouts (each left out: `gateway.timeouts`)."""
     optional: bool = False
+    same_api: bool = True
+    """False: clients speaking this backend's own API are translated through the hub too
+    (decoded and encoded again) instead of taking the same-API lane (for comparisons)."""
     price: PriceOverride | None = None
     """USD per million tokens, replacing the shipped price table's for this backend."""
 
@@ -236,6 +313,9 @@ class RouteConfig(Strict):
     backend: str | None = None
     split: SplitConfig | None = None
     failover: FailoverConfig | None = None
+    timeouts: TimeoutsConfig | None = None
+    """This route's upstream timeouts, over the backend's and the gateway's
+    (`failover.first_byte_timeout_seconds` is the older name of `timeouts.first_byte`)."""
     policies: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -20,9 +20,11 @@ import uuid
 from mitmproxy import connection, http
 
 from modelway.accesslog import access_record
+from modelway.clientguard import ClientGuard
 from modelway.clients import client_info
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
+from modelway.protocolerrors import HeaderLimit
 from modelway.relay import RelayServer
 from modelway.replies import Reply, StreamReply, minimal_error_body
 from modelway.requestpath import Passed, RequestPath
@@ -46,12 +48,11 @@ class Engine:
 
     def __init__(self, gateway: Gateway) -> None:
         settings = gateway.config.gateway
-        self.transport = HttpTransport(
-            settings.connect_timeout_seconds, settings.upstream_timeout_seconds
-        )
+        self.transport = HttpTransport(settings.timeouts.connect, settings.timeouts.idle)
         self.live = LiveStreams()
         self.path = RequestPath(self.transport, self.live)
         self.relay = RelayServer()
+        self.clients = ClientGuard(settings.clients)
         self.services: Services = gateway.services
         self.inflight = 0
         self.draining = False
@@ -68,6 +69,8 @@ class Engine:
         self.gateway = gateway
         settings = gateway.config.gateway
         self._identity_header = settings.identity_header.lower()
+        self.clients.limits = settings.clients
+        HeaderLimit.max_bytes = settings.clients.max_header_bytes
         self._hosts: re.Pattern[str] | None = None
         if settings.mode == "forward" or self.forward:
             globs = gateway.intercept_hosts()
@@ -128,13 +131,20 @@ class Engine:
     # ----------------------------------------------------------------------------- hooks
 
     def request_headers(self, flow: http.HTTPFlow) -> None:
+        self.clients.headers_read(flow.client_conn)
         length = flow.request.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.gateway.config.gateway.max_body_bytes:
             flow.metadata[TOO_LARGE] = True
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        if self._hosts is not None and not self._hosts.match(flow.request.pretty_host):
-            return  # forward mode: not an LLM host, pass it through untouched
+        self.clients.request_read(flow.client_conn)
+        try:
+            if self._other_host(flow):
+                return
+        except Exception as exc:  # a host mitmproxy parsed but Python cannot read
+            logger.warning("a request's host could not be read (%s)", type(exc).__name__)
+            _answer_minimal(flow, 400, "the request's host is not valid")
+            return
         self.inflight += 1
         ctx: RequestContext | None = None
         try:
@@ -151,9 +161,42 @@ class Engine:
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
-            unanswered = flow.response is None and not flow.metadata.get(RELAYED)
-            if unanswered and ctx is not None and ctx.annotations.get("unmatched") != "passed":
+            if ctx is None:  # `done` will not see this flow: it is over here
+                self._finished()
+            passed = ctx is not None and ctx.annotations.get("unmatched") == "passed"
+            if flow.response is None and not flow.metadata.get(RELAYED) and not passed:
                 _answer_minimal(flow, 502, "the gateway could not answer this request")
+
+    def _other_host(self, flow: http.HTTPFlow) -> bool:
+        """Forward mode, a host that is not an LLM host: True when it may pass untouched
+        (`gateway.plain_http: pass`); otherwise it is refused here."""
+        if self._hosts is None or self._hosts.match(flow.request.pretty_host):
+            return False
+        if self.gateway.config.gateway.plain_http == "pass":
+            return True
+        _answer_minimal(
+            flow,
+            403,
+            "this proxy forwards plain HTTP only to LLM hosts (gateway.plain_http: deny)",
+            "plain_http_denied",
+        )
+        return True
+
+    def allows_connection(self, address: tuple[str, int] | None) -> bool:
+        """Whether mitmproxy may open a connection to `address`. The gateway sends to
+        backends itself: mitmproxy connects only to the relay, and in forward mode to hosts
+        it tunnels or passes untouched (never to an intercepted host unless `unmatched:
+        pass`). Whatever fails in the engine, no request reaches the reverse target."""
+        if address is None:
+            return False
+        host, port = address[0], address[1]
+        if host == "127.0.0.1" and port == self.relay.port:
+            return True
+        if self._hosts is None:
+            return False
+        if self._hosts.match(host):
+            return self.gateway.config.gateway.unmatched == "pass"
+        return True
 
     async def _serve(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         body = flow.request.raw_content or b""
@@ -163,6 +206,7 @@ class Engine:
                 body,
                 too_large=bool(flow.metadata.get(TOO_LARGE)),
                 forward=self._hosts is not None,
+                trailers=flow.request.trailers is not None,
             )
         )
         self._waiting[flow.id] = (flow.client_conn, work)
@@ -186,6 +230,7 @@ class Engine:
             flow.response.stream = True
 
     def done(self, flow: http.HTTPFlow) -> None:
+        self.clients.answered(flow.client_conn)
         ctx: RequestContext | None = flow.metadata.pop(CTX, None)
         if ctx is None:
             return
@@ -206,6 +251,10 @@ class Engine:
             logger.error(
                 "a request_done hook failed for request %s (%s)", ctx.id, type(exc).__name__
             )
+        finally:
+            self._finished()
+
+    def _finished(self) -> None:
         self.inflight -= 1
         if self.inflight == 0:
             self._idle.set()
@@ -251,6 +300,7 @@ class Engine:
         """Cancel the work of requests whose client connection closed (EOF)."""
         while True:
             await asyncio.sleep(WATCH_SECONDS)
+            self.clients.sweep()
             for client, work in list(self._waiting.values()):
                 if not (client.state & connection.ConnectionState.CAN_READ) and not work.done():
                     work.cancel()
@@ -277,9 +327,11 @@ async def stop_gateway(gateway: Gateway) -> None:
         await backend.provider.shutdown()
 
 
-def _answer_minimal(flow: http.HTTPFlow, status: int, message: str) -> None:
+def _answer_minimal(
+    flow: http.HTTPFlow, status: int, message: str, code: str = "gateway_error"
+) -> None:
     kind = "server_error" if status >= 500 else "invalid_request_error"
-    body = minimal_error_body(GatewayError(status, message, kind, "gateway_error"))
+    body = minimal_error_body(GatewayError(status, message, kind, code))
     flow.response = http.Response.make(status, body, {"content-type": "application/json"})
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import time
 
-from modelway import jsonx
+from modelway import jsonx, timeouts
 from modelway.answers import native_answer, translated_answer
-from modelway.attempts import NATIVE, Sent, open_upstream
+from modelway.attempts import NATIVE, Sent, open_upstream, read_failed
 from modelway.clients import basic_password
 from modelway.context import RequestContext
-from modelway.errors import GatewayError, not_found
+from modelway.errors import GatewayError, not_found, upstream_error
 from modelway.extension import Transport
 from modelway.hubstream import HubStream
 from modelway.ingress import IngressAPI, LocalEndpoint
@@ -25,6 +25,8 @@ from modelway.plugin_errors import describe_failure
 from modelway.replies import Reply, StreamReply, error_reply, reply, served_headers
 from modelway.runtime import Gateway
 from modelway.streams import LiveStreams, NativeSource, StreamBody, StreamSource
+from modelway.upstream import AnswerTooLarge, UpstreamFailure, read_bounded
+from modelway.wire import PASSTHROUGH
 
 logger = logging.getLogger("modelway")
 
@@ -52,11 +54,17 @@ class RequestPath:
         keys are served there only)."""
 
     async def handle(
-        self, ctx: RequestContext, body: bytes, *, too_large: bool, forward: bool
+        self,
+        ctx: RequestContext,
+        body: bytes,
+        *,
+        too_large: bool,
+        forward: bool,
+        trailers: bool = False,
     ) -> Reply | StreamReply:
         """The answer for one request; raises `Passed` only for an explicit forward pass."""
         try:
-            return await self._handle(ctx, body, too_large, forward)
+            return await self._handle(ctx, body, too_large, forward, trailers)
         except Passed:
             raise
         except GatewayError as error:
@@ -67,7 +75,7 @@ class RequestPath:
             return error_reply(ctx, internal)
 
     async def _handle(
-        self, ctx: RequestContext, body: bytes, too_large: bool, forward: bool
+        self, ctx: RequestContext, body: bytes, too_large: bool, forward: bool, trailers: bool
     ) -> Reply | StreamReply:
         gateway = ctx.gateway
         assert gateway is not None
@@ -87,6 +95,10 @@ class RequestPath:
                     code="method_not_allowed",
                 )
         api = self._find_api(ctx, gateway, forward)
+        if trailers:
+            raise GatewayError(
+                400, "HTTP trailers are not supported: send the body without them", code="trailers"
+            )
         await _authenticate(ctx, gateway)
         assert ctx.endpoint is not None
         if ctx.endpoint.local:
@@ -102,7 +114,7 @@ class RequestPath:
         self._decode(ctx, api, body)
         await api.prepare(ctx)
         try:
-            await self._route_and_police(ctx, gateway)
+            await self._route_and_police(ctx, gateway, forward)
         except NoRoute as error:
             if forward:
                 self._unmatched(ctx, gateway, error.error)
@@ -119,8 +131,8 @@ class RequestPath:
     async def _local(self, ctx: RequestContext, gateway: Gateway, local: LocalEndpoint) -> Reply:
         ctx.annotations["local"] = local.name
         if local.admin:
-            if not gateway.admin_check.enabled and not self.loopback:
-                raise GatewayError(
+            if not gateway.config.gateway.admin_keys and not self.loopback:
+                raise GatewayError(  # client keys are not admin keys off loopback
                     403,
                     "admin endpoints need gateway.admin_keys on a listener that is not "
                     "loopback-only",
@@ -191,9 +203,11 @@ class RequestPath:
         if call.view is None:
             call.view = ctx.wire.view(call)
 
-    async def _route_and_police(self, ctx: RequestContext, gateway: Gateway) -> None:
+    async def _route_and_police(self, ctx: RequestContext, gateway: Gateway, forward: bool) -> None:
         assert ctx.call is not None
         route = gateway.match_route(ctx.call, ctx.path, ctx.headers, ctx.host)
+        if route is None and forward and ctx.call.wire == PASSTHROUGH:
+            route = gateway.host_route(ctx.call, ctx.host)
         if route is None:
             raise NoRoute(_no_route(ctx))
         ctx.route = route
@@ -210,16 +224,19 @@ class RequestPath:
             )
 
     async def _send(self, ctx: RequestContext) -> Reply | StreamReply:
-        sent = await open_upstream(ctx, self.transport)
-        ctx.served_by = sent.attempt
-        if ctx.streaming:
-            return self._stream(ctx, sent)
-        if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
-            return self._relay_raw(ctx, sent)
-        try:
-            body = await sent.response.read()
-        finally:
-            sent.response.release()
+        last: GatewayError | None = None
+        while True:
+            sent = await open_upstream(ctx, self.transport, last=last)
+            ctx.served_by = sent.attempt
+            if ctx.streaming:
+                return self._stream(ctx, sent)
+            if sent.lane == NATIVE and ctx.wire is not None and not ctx.wire.json_answers:
+                return self._relay_raw(ctx, sent)
+            try:
+                body = await _read_whole(ctx, sent)
+                break
+            except UpstreamFailure as failure:  # the next attempt may answer whole
+                last = read_failed(ctx, sent, failure)
         ctx.timings.first_byte = ctx.timings.upstream_end = time.monotonic()
         if sent.lane == NATIVE:
             return await native_answer(ctx, sent, body)
@@ -266,6 +283,24 @@ class RequestPath:
         encoder = ctx.api.stream_encoder(ctx)
         hub = HubStream(ctx, decoder, filters, encoder, keep_usage=sent.hub.client_wants_usage)
         return hub, encoder.content_type
+
+
+async def _read_whole(ctx: RequestContext, sent: Sent) -> bytes:
+    """A whole answer within the attempt's total timeout and `gateway.max_answer_bytes`."""
+    assert ctx.gateway is not None
+    limit = ctx.gateway.config.gateway.max_answer_bytes
+    try:
+        async with timeouts.before(sent.deadline):
+            return await read_bounded(sent.response, limit)
+    except AnswerTooLarge:
+        raise upstream_error(
+            502,
+            f"backend '{sent.attempt.backend.name}' answered with more than the gateway's "
+            f"limit of {limit} bytes (gateway.max_answer_bytes)",
+            "upstream_answer_too_large",
+        ) from None
+    finally:
+        sent.response.release()
 
 
 async def _authenticate(ctx: RequestContext, gateway: Gateway) -> None:

@@ -79,6 +79,9 @@ class Route:
             return False
         return all(pattern.match(headers.get(key, "")) for key, pattern in self._headers)
 
+    def matches_host(self, host: str) -> bool:
+        return self._host is None or bool(self._host.match(host))
+
     @property
     def exact_models(self) -> frozenset[str]:
         return self._models

@@ -28,6 +28,7 @@ from mitmproxy.addons import (
 )
 from mitmproxy.master import Master
 
+from modelway import logflood
 from modelway.addons.gateway import ModelwayAddon
 from modelway.engine import Engine, stop_gateway
 from modelway.errors import ConfigError
@@ -41,6 +42,23 @@ logger = logging.getLogger("modelway")
 _UNUSED_TARGET = "reverse:http://127.0.0.1:9"
 
 Ready = Callable[[list[tuple[str, int]]], None]
+CLOSE_WAIT = 2.0
+"""At shutdown, how long the client connections left (idle keep-alive ones) may take to
+close before the master cancels them."""
+
+
+async def close_client_connections(proxyserver: Any) -> None:
+    """Close every client connection still open, and let each handler end by itself: a
+    handler the master cancels instead logs a CancelledError traceback (Python 3.11's
+    asyncio stream callback), one per idle keep-alive connection."""
+    for handler in list(proxyserver.connections.values()):
+        io = handler.transports.get(handler.client)
+        if io is not None and io.writer is not None:
+            io.writer.close()
+    loop = asyncio.get_running_loop()
+    until = loop.time() + CLOSE_WAIT
+    while proxyserver.connections and loop.time() < until:
+        await asyncio.sleep(0.01)
 
 
 def gateway_addons() -> list[Any]:
@@ -191,7 +209,8 @@ class GatewayServer:
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_logged()))
         watcher = loop.create_task(self._watch()) if self.watch else None
         try:
-            await self.master.run()
+            with logflood.limited():
+                await self.master.run()
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -247,6 +266,7 @@ class GatewayServer:
             logger.warning("grace period over with %d request(s) in flight", self.engine.inflight)
             await self.engine.cut_streams()
         await self._shut_down_retired()
+        await close_client_connections(proxyserver)
         self.master.shutdown()
 
     async def _shut_down_retired(self) -> None:

@@ -75,6 +75,21 @@ class Gateway:
                 return route
         return None
 
+    def host_route(self, call: Call, host: str) -> Route | None:
+        """Forward mode, a pass-through call (`/v1/files`, `/v1/models` ...) no route takes:
+        the first route for `host` whose backend forwards raw requests, one with the
+        gateway's own credentials first (the key is swapped, as for every other call)."""
+        found = [
+            route
+            for route in self.routes
+            if route.config.match.host is not None
+            and route.matches_host(host)
+            and route.targets
+            and call.wire in route.targets[0].backend.provider.native_wires(call.model)
+        ]
+        own = [r for r in found if r.targets[0].backend.config.auth == "gateway"]
+        return (own or found or [None])[0]
+
     def intercept_hosts(self) -> list[str]:
         """Host globs the forward proxy intercepts; all others pass through undecrypted."""
         hosts = dict.fromkeys(self.config.gateway.intercept_hosts)

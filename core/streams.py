@@ -16,6 +16,7 @@ import contextlib
 import time
 from typing import Any, Protocol
 
+from modelway import timeouts
 from modelway.attempts import Sent, open_upstream
 from modelway.canonical import CanonicalRequest, Usage
 from modelway.context import AttemptOutcome, RequestContext
@@ -132,16 +133,17 @@ class StreamBody:
 
     async def _copy(self, write: Write) -> None:
         source = self.source
-        async for data in self.sent.response.iter_chunks():
-            out = await source.feed(data)
-            if out:
-                self._first_byte()
-                await write(out)
-            if source.error is not None:
-                raise source.error
-            if getattr(source, "complete", False):
-                # the end event reached the client: its closing now is no failure
-                self.ctx.answered = True
+        async with timeouts.before(self.sent.deadline):
+            async for data in self.sent.response.iter_chunks():
+                out = await source.feed(data)
+                if out:
+                    self._first_byte()
+                    await write(out)
+                if source.error is not None:
+                    raise source.error
+                if getattr(source, "complete", False):
+                    # the end event reached the client: its closing now is no failure
+                    self.ctx.answered = True
         out = await source.close()
         if out:
             self._first_byte()

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 
 import aiohttp
 from yarl import URL
 
 from modelway.canonical import UpstreamRequest
 from modelway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from modelway.extension import UpstreamResponse
 
 _CHUNK = 64 * 1024
 
@@ -59,9 +63,12 @@ class AiohttpResponse:
 
 
 class HttpTransport:
-    """Sends upstream requests over a shared connection pool (keep-alive, no limit)."""
+    """Sends upstream requests over a shared connection pool (keep-alive, no limit).
 
-    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
+    Each request is bounded by its own `connect_timeout` and `timeout` (the longest
+    silence); one that sets neither gets the transport's defaults."""
+
+    def __init__(self, connect_timeout: float | None, read_timeout: float | None) -> None:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout, sock_read=read_timeout
         )
@@ -85,11 +92,12 @@ class HttpTransport:
         if self._session is None:
             await self.start()
         assert self._session is not None
-        timeout = None
-        if request.timeout is not None:
-            timeout = aiohttp.ClientTimeout(
-                total=None, connect=self._timeout.connect, sock_read=request.timeout
-            )
+        # Always a ClientTimeout: aiohttp reads `timeout=None` as no limit at all.
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=_limit(request.connect_timeout, self._timeout.connect),
+            sock_read=_limit(request.timeout, self._timeout.sock_read),
+        )
         try:
             response = await self._session.request(
                 request.method,
@@ -103,6 +111,40 @@ class HttpTransport:
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise classify(exc) from exc
         return AiohttpResponse(response)
+
+
+def _limit(given: float | None, default: float | None) -> float | None:
+    """A request's own limit (0: none at all), else the transport's default."""
+    if given is None:
+        return default
+    return given or None
+
+
+class AnswerTooLarge(Exception):
+    """A whole answer went over `gateway.max_answer_bytes`."""
+
+
+async def read_bounded(response: UpstreamResponse, limit: int) -> bytes:
+    """A whole answer, read as it arrives and dropped (the connection closed) once it goes
+    over `limit` bytes, so an oversized answer never sits in memory whole. (An in-process
+    transport's answer is in memory already: it is only measured.)"""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise AnswerTooLarge
+    if not isinstance(response, AiohttpResponse):
+        body = await response.read()
+        if len(body) > limit:
+            raise AnswerTooLarge
+        return body
+    pieces: list[bytes] = []
+    size = 0
+    async for chunk in response.iter_chunks():
+        size += len(chunk)
+        if size > limit:
+            pieces.clear()
+            raise AnswerTooLarge
+        pieces.append(chunk)
+    return b"".join(pieces)
 
 
 def classify(exc: BaseException) -> UpstreamFailure:

@@ -139,7 +139,9 @@ class SettingsView:
         return self.from_wire(name, get_path(self.body, self._path(name)))
 
     def set(self, name: str, value: Any) -> None:
-        set_path(self.body, self._path(name), self.to_wire(name, value))
+        path = self._path(name)
+        set_path(self.body, path, self.to_wire(name, value))
+        self.call.policy_fields.add(path[0])
         self.edited()
 
     def remove(self, name: str) -> bool:

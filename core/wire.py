@@ -129,8 +129,12 @@ class Call:
     path: str = ""
     query: str = ""
     content_type: str = "application/json"
+    """The client's content type (empty when it sent none, as a GET does)."""
     edited: bool = False
     view: RequestView | None = field(default=None, repr=False)
+    policy_fields: set[str] = field(default_factory=set)
+    """Top-level body fields a policy set through the view (`set`): a lane may leave out
+    one the backend's API version forbids, where the client's own value would pass."""
 
     def mark_edited(self) -> None:
         self.edited = True

@@ -240,6 +240,8 @@ def test_check_valid_config_describes_it(tmp_path):
         "routes:",
         "  chat: model=['mock', 'mock-*'] path=* -> m(weight 3), up(weight 1); policies: none",
         "  route1: model=['gpt-*'] path=* -> up(weight 1); policies: none",
+        "upstream limits: connect 10s, first_byte none, idle 600s, total none; whole answers "
+        "up to 67108864 bytes",
     ]
 
 

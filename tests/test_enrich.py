@@ -294,15 +294,22 @@ def test_anthropic_backend_gets_the_system_field_and_appended_text(client, claud
     assert answer.choices[0].message.content == f"echo: hello {APPENDED}"
 
 
-def test_anthropic_sdk_through_the_messages_ingress(anthropic_client, claude, log_path):
-    before = dt.datetime.now(dt.UTC)
-    raw = anthropic_client.messages.with_raw_response.create(
+def messages_with_version(client: anthropic.Anthropic, version: str, **extra: Any) -> Any:
+    """A Messages request with `anthropic-version: version` (the SDK's own default differs:
+    0.x sends 2023-06-01, 2.x sends 2026-10-21)."""
+    return client.messages.with_raw_response.create(
         model="claude-support",
         max_tokens=300,
         system="Be brief.",
         messages=[{"role": "user", "content": "hello"}],
-        extra_headers={"x-team": "green"},
+        extra_headers={"x-team": "green", "anthropic-version": version},
+        **extra,
     )
+
+
+def test_anthropic_sdk_through_the_messages_ingress(anthropic_client, claude, log_path):
+    before = dt.datetime.now(dt.UTC)
+    raw = messages_with_version(anthropic_client, "2023-06-01")
     message = raw.parse()
     received = claude.last.json
     date = rendered_date(received["system"][0]["text"], utc_dates(before))
@@ -320,6 +327,34 @@ def test_anthropic_sdk_through_the_messages_ingress(anthropic_client, claude, lo
         **APPLIED,
         "removed": [],
     }
+
+
+def test_a_sampling_default_is_not_sent_with_a_version_that_has_none(
+    anthropic_client, claude, log_path
+):
+    raw = messages_with_version(anthropic_client, "2026-10-21")
+    received = claude.last.json
+    assert claude.last.headers["anthropic-version"] == "2026-10-21"
+    assert "temperature" not in received and received["max_tokens"] == 64
+    assert raw.parse().content[0].text == f"echo: hello {APPENDED}"
+    record = log_record(log_path, raw.headers["request-id"])
+    assert record["extra"]["not_sent"] == {
+        "fields": ["temperature"],
+        "reason": "anthropic-version 2026-10-21 has no sampling fields",
+    }
+    assert record["extra"]["enrich"]["defaults"] == ["temperature", "stop"]
+
+
+def test_the_clients_own_sampling_field_reaches_the_upstream_that_refuses_it(
+    anthropic_client, messages_api
+):
+    server, behavior = messages_api
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        messages_with_version(anthropic_client, "2026-10-21", extra_body={"temperature": 0.5})
+    assert server.last.json["temperature"] == 0.5
+    assert "temperature: Extra inputs are not permitted" in str(raised.value)
+    assert behavior.problems == ["temperature: Extra inputs are not permitted"]
+    behavior.problems = []
 
 
 # =========================================================================== streams

@@ -235,7 +235,7 @@ def real_host_answer(received: Received) -> Reply:
 @contextmanager
 def upstreams() -> Iterator[Upstreams]:
     anthropic_behavior = AnthropicMessages(KNOWN_ANTHROPIC_FIELDS, api_key=ANTHROPIC_KEY)
-    gemini = gemini_behavior("/v1beta/models/", api_key_check(GEMINI_KEY))
+    gemini = gemini_behavior(None, api_key_check(GEMINI_KEY))
     with (
         UpstreamServer(openai_behavior) as openai_up,
         UpstreamServer(anthropic_behavior) as anthropic_up,
@@ -647,13 +647,23 @@ def test_sdk_without_proxy_credentials_is_refused(fwd):
 # ------------------------------------------------------------------------ unmatched traffic
 
 
-def test_unknown_path_on_an_llm_host_is_denied(fwd):
-    with pytest.raises(openai.PermissionDeniedError) as info:
-        openai_client(fwd).files.list(extra_headers={"x-request-id": "fwd-unmatched-path"})
-    body: Any = info.value.body
-    assert body["code"] == "unmatched_denied"
-    assert "api.openai.com" in body["message"] and "/v1/files" in body["message"]
-    assert fwd.log_record("fwd-unmatched-path")["status"] == 403
+def test_other_endpoints_pass_to_the_hosts_backend_with_the_key_swapped(fwd):
+    """An unmodified app's `models.list()` and `files.list()` to api.openai.com reach the
+    backend of that host's routes (not the passthrough one), with the gateway's key."""
+    fwd.up.openai.received.clear()
+    client = openai_client(fwd)
+    models = client.models.list(extra_headers={"x-request-id": "fwd-models-list"})
+    assert [m.id for m in models.data] == ["gpt-upstream"]
+    assert client.files.list().data == []
+    sent = fwd.up.openai.received
+    assert [(r.method, r.path.split("?")[0]) for r in sent] == [
+        ("GET", "/v1/models"),
+        ("GET", "/v1/files"),
+    ]
+    assert all(r.headers["authorization"] == f"Bearer {OPENAI_KEY}" for r in sent)
+    assert not any(p in str(r.headers) for r in sent for p in PLACEHOLDERS.values())
+    record = fwd.log_record("fwd-models-list")
+    assert (record["status"], record["backend"]) == (200, "openai")
 
 
 def test_unrouted_model_is_denied_in_each_clients_shape(fwd):
@@ -696,7 +706,9 @@ def test_unmatched_deny_then_pass(fwd):
     try:
         status, body = plain_get(fwd, "/v1/batches")
         with pytest.raises(openai.InternalServerError) as info:
-            openai_client(fwd).files.list()
+            openai_client(fwd).chat.completions.create(
+                model="unrouted-model", messages=[{"role": "user", "content": "x"}]
+            )
     finally:
         fwd.reload(unmatched="deny")
     assert (status, json.loads(body)) == (200, {"from": "the real host"})

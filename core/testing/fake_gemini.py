@@ -133,15 +133,17 @@ def api_key_check(key: str) -> Callable[[Received], Reply | None]:
 
 
 def gemini_behavior(
-    prefix: str = "/v1beta/models/", authorized: Callable[[Received], Reply | None] | None = None
+    prefix: str | None = None, authorized: Callable[[Received], Reply | None] | None = None
 ) -> Behavior:
-    """Answers POST {prefix}{model}:generateContent / :streamGenerateContent?alt=sse.
+    """Answers POST {prefix}{model}:generateContent / :streamGenerateContent?alt=sse; the
+    prefix is `/v1beta/models/` or `/v1/models/` by default, as the API serves both.
 
     `authorized` returns an error Reply when the request's credentials are wrong (default:
     any credentials pass).
     """
+    start = r"/v1(?:beta)?/models/" if prefix is None else re.escape(prefix)
     pattern = re.compile(
-        re.escape(prefix) + r"(?P<model>[^/:?]+):(?P<method>generateContent|"
+        start + r"(?P<model>[^/:?]+):(?P<method>generateContent|"
         r"streamGenerateContent\?alt=sse)"
     )
 

@@ -120,7 +120,14 @@ def embeddings_body(
 
 def openai_behavior(received: Received) -> Reply:
     """A well-behaved OpenAI server: the echo (streamed or not); embeddings [0.1, 0.2, 0.3]
-    as floats whatever `encoding_format` says (a lenient OpenAI-compatible server)."""
+    as floats whatever `encoding_format` says (a lenient OpenAI-compatible server); a GET
+    lists one model (`/v1/models`) or nothing (any other list)."""
+    if received.method == "GET":
+        path = received.path.split("?")[0]
+        if path.endswith("/models"):
+            model = {"id": "gpt-upstream", "object": "model", "created": 0, "owned_by": "up"}
+            return Reply.json({"object": "list", "data": [model]})
+        return Reply.json({"object": "list", "data": [], "has_more": False})
     request = received.json
     if received.path.endswith("/embeddings"):
         body = embeddings_body(request, lambda _: [0.1, 0.2, 0.3], honour_base64=False)

@@ -255,6 +255,7 @@ def _release_aborted(server: GatewayServer) -> None:
     master, server.master = server.master, None
     if master is None:
         return
+    _close_listeners(master)
     check = master.addons.get("errorcheck")
     root = logging.getLogger()
     for handler in list(root.handlers):  # its log-event bridge holds the master
@@ -268,6 +269,17 @@ def _release_aborted(server: GatewayServer) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+
+
+def _close_listeners(master: Any) -> None:
+    """Close the listening sockets of an aborted master's proxy servers (their event loop is
+    gone, so nothing else will; left to the garbage collector they warn in a later test)."""
+    proxyserver = master.addons.get("proxyserver")
+    for instance in getattr(getattr(proxyserver, "servers", None), "_instances", {}).values():
+        for listener in getattr(instance, "_servers", None) or []:
+            for sock in getattr(listener, "_sockets", None) or []:
+                with contextlib.suppress(OSError):
+                    sock.close()
 
 
 @contextmanager

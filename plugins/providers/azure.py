@@ -129,6 +129,10 @@ class AzureProvider(OpenAIProvider):
                 request.operation, deployment, body, request.stream, request.client_wants_usage
             )
         wire = super().build_request(ctx, request)
+        if ctx.call is not None and ctx.call.wire in self.native:
+            # An OpenAI client's stream decoded for its content-filter chunks: still the
+            # client's API, so its feature headers (openai-beta, idempotency-key) go too.
+            wire.headers.update(ctx.forwarded_headers())
         wire.url = azure_url(
             self.endpoint,
             self.azure.path_style,

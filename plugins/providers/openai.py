@@ -148,6 +148,8 @@ class OpenAIProvider(Provider):
         if call.wire == PASSTHROUGH:
             path = call.path.removeprefix("/v1") + (f"?{call.query}" if call.query else "")
             headers = {**self._static_headers, "content-type": call.content_type}
+            if not call.content_type:
+                del headers["content-type"]
         else:
             path = _PATHS[call.operation]
             headers = dict(self._static_headers)

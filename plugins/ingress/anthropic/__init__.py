@@ -58,10 +58,11 @@ def check_body(data: dict[str, Any], counting: bool) -> None:
     if not isinstance(messages, list) or not messages:
         raise bad_request("messages: Field required (a non-empty list)", param="messages")
     for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        # Which roles exist is the backend's to judge (Claude Code sends `system` messages
+        # mid-conversation); a translation checks what it can translate.
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise bad_request(
-                f"messages.{index}.role: Input should be 'user' or 'assistant'",
-                param=f"messages.{index}.role",
+                f"messages.{index}.role: Field required", param=f"messages.{index}.role"
             )
     if not counting:
         tokens = data.get("max_tokens")

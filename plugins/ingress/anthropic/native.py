@@ -34,7 +34,18 @@ from modelway.wire import (
     TextFilter,
 )
 
-FORWARD_HEADERS = ("anthropic-beta", "anthropic-version")
+FORWARD_HEADERS = (
+    "anthropic-beta",
+    "anthropic-version",
+    "accept",
+    "idempotency-key",
+    "user-agent",
+    "x-app",
+    "x-claude-code-session-id",
+    "anthropic-dangerous-direct-browser-access",
+)
+"""Client headers the same-API lane sends on: features, and who is calling (Claude Code
+names itself and its session)."""
 
 ERROR_STATUS = {
     "invalid_request_error": 400,

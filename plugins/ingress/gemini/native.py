@@ -33,7 +33,12 @@ from modelway.wire import (
     TextFilter,
 )
 
-FORWARD_HEADERS = ("x-goog-user-project",)
+FORWARD_HEADERS = (
+    "x-goog-user-project",
+    "x-goog-request-params",
+    "x-goog-api-client",
+    "x-server-timeout",
+)
 _CONFIG = {
     "temperature": "temperature",
     "top_p": "topP",

@@ -66,11 +66,12 @@ def response_format(config: JSON) -> JSON:
 
 
 def _refuse_modalities(modalities: Any) -> None:
-    other = [m for m in modalities or [] if str(m).upper() != "TEXT"]
+    where = "generationConfig.responseModalities"
+    other = [m for m in list_at(modalities, where) if str(m).upper() != "TEXT"]
     if other:
         raise bad_request(
             f"responseModalities {other} cannot be produced through this gateway (text only)",
-            param="generationConfig.responseModalities",
+            param=where,
         )
 
 
@@ -136,7 +137,9 @@ def tool_choice(config: Any) -> JSON:
     if not isinstance(calling, dict):
         return {}
     mode = str(get(calling, "mode") or "AUTO").upper()
-    names = [n for n in get(calling, "allowedFunctionNames") or [] if isinstance(n, str)]
+    where = "toolConfig.functionCallingConfig.allowedFunctionNames"
+    listed = list_at(get(calling, "allowedFunctionNames"), where)
+    names = [n for n in listed if isinstance(n, str)]
     if mode != "ANY":
         return {"tool_choice": _MODES_WITHOUT_NAMES.get(mode, "auto")}
     if not names:

@@ -180,7 +180,7 @@ def _other_call(body: bytes, headers: Mapping[str, str], query: str) -> Call:
         data,
         body,
         stream,
-        content_type=content_type or "application/json",
+        content_type=content_type,
         query=query,
     )
 

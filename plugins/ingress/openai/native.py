@@ -27,7 +27,7 @@ from modelway.wire import (
     TextFilter,
 )
 
-FORWARD_HEADERS = ("openai-beta", "idempotency-key")
+FORWARD_HEADERS = ("openai-beta", "idempotency-key", "accept")
 _DONE = b"data: [DONE]"
 _USAGE = (b'"usage":{', b'"usage": {')
 _MARKERS = (b"[DONE]", *_USAGE, b'"finish_reason":"', b'"finish_reason": "', b'"error":')

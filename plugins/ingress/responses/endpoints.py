@@ -130,7 +130,7 @@ async def _ask_backend(ctx: RequestContext, gateway: Gateway, record: Json) -> L
     model = record.get("model") if isinstance(record.get("model"), str) else ""
     request = backend.provider.build_native(ctx, call, model or "")
     limits = gateway.config.gateway
-    own = HttpTransport(limits.connect_timeout_seconds, limits.upstream_timeout_seconds)
+    own = HttpTransport(limits.timeouts.connect, limits.timeouts.idle)
     sender: Transport = backend.provider.transport or own
     try:
         response = await sender.send(request, stream=False)

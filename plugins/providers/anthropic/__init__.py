@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +37,7 @@ __all__ = ["AnthropicOptions", "AnthropicProvider", "AnthropicStreamDecoder", "m
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 SAMPLING_REMOVED = "2026-10-21"
 """The first `anthropic-version` without temperature, top_p and top_k."""
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k")
 
 
 class AnthropicOptions(BaseModel):
@@ -53,7 +55,11 @@ class AnthropicOptions(BaseModel):
 
     @property
     def sends_sampling(self) -> bool:
-        return self.sampling if self.sampling is not None else self.version < SAMPLING_REMOVED
+        return self.sends_sampling_with(self.version)
+
+    def sends_sampling_with(self, version: str) -> bool:
+        """Whether sampling fields go upstream with `anthropic-version: version`."""
+        return self.sampling if self.sampling is not None else version < SAMPLING_REMOVED
 
 
 class AnthropicProvider(Provider):
@@ -84,16 +90,31 @@ class AnthropicProvider(Provider):
         headers = merge_anthropic_headers(self._static_headers, ctx.forwarded_headers())
         headers.update(self._auth(ctx))
         if call.stream:
-            headers["accept"] = "text/event-stream"
+            headers.setdefault("accept", "text/event-stream")
         if call.wire == PASSTHROUGH:
             headers["content-type"] = call.content_type
+            if not call.content_type:
+                del headers["content-type"]
         base = self.url.removesuffix("/messages")
         path = call.path.removeprefix("/v1")
         query = f"?{call.query}" if call.query else ""
-        changes = {"model": model} if call.model and model != call.model else {}
+        changes: dict[str, Any] = {"model": model} if call.model and model != call.model else {}
+        changes.update(self._unsent_sampling(ctx, call, headers.get("anthropic-version", "")))
         body = call.encoded(**changes)
         url = base + path + query
         return UpstreamRequest(call.method, url, headers, body, self.backend.timeout_seconds)
+
+    def _unsent_sampling(self, ctx: RequestContext, call: Call, version: str) -> dict[str, None]:
+        """Sampling fields a policy (not the client) set, left out when the effective API
+        version has none (a 400 otherwise): noted in the access log under `not_sent`. The
+        client's own values pass, and the upstream answers them itself."""
+        if not call.policy_fields or self.options.sends_sampling_with(version):
+            return {}
+        dropped = [k for k in SAMPLING_FIELDS if k in call.policy_fields and k in call.body]
+        if dropped:
+            reason = f"anthropic-version {version} has no sampling fields"
+            ctx.annotations["not_sent"] = {"fields": dropped, "reason": reason}
+        return dict.fromkeys(dropped)
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
         require_operation(request, self.backend)
@@ -122,9 +143,10 @@ class AnthropicProvider(Provider):
 
 
 def merge_anthropic_headers(static: dict[str, str], client: dict[str, str]) -> dict[str, str]:
-    """The backend's headers with the client's `anthropic-version` (it knows what it speaks)
-    and the union of both sides' `anthropic-beta` flags."""
-    headers = {**static}
+    """The backend's headers with the client's feature headers: its `anthropic-version` (it
+    knows what it speaks), the union of both sides' `anthropic-beta` flags, the rest as sent."""
+    headers = {**static, **client}
+    headers["anthropic-version"] = static["anthropic-version"]
     if "anthropic-version" in client:
         headers["anthropic-version"] = client["anthropic-version"]
     flags = (static.get("anthropic-beta"), client.get("anthropic-beta"))

@@ -7,6 +7,7 @@ calls with the key in `x-goog-api-key`; the translation is the pure code beside 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,10 +31,15 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 NATIVE = frozenset({GEMINI_GENERATE, GEMINI_COUNT_TOKENS, PASSTHROUGH})
 
 
+VERSION = re.compile(r"^v\d+(alpha|beta)?\d*$")
+"""A Gemini API version (`v1`, `v1beta`, `v1alpha`)."""
+
+
 class GeminiOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    api_version: str = Field("v1beta", pattern=r"^v\d+(alpha|beta)?\d*$")
-    """The API version in the path: `v1beta` (every feature) or `v1`."""
+    api_version: str = Field("v1beta", pattern=VERSION.pattern)
+    """The API version in the path: `v1beta` (every feature) or `v1`. Set, it applies to
+    every request; unset, a Gemini client's same-API request keeps its own version."""
 
 
 def response_meta(ctx: RequestContext, request: CanonicalRequest) -> ResponseMeta:
@@ -60,7 +66,11 @@ class GeminiProvider(Provider):
     def __init__(self, backend: BackendConfig, options: BaseModel | None) -> None:
         super().__init__(backend, options or GeminiOptions())
         base = (backend.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.base = base
         self.models_url = f"{base}/{self.options.api_version}/models"
+        self.pinned_version = "api_version" in self.options.model_fields_set
+        """A configured `api_version` applies to every request; else a same-API request
+        keeps the version the client asked for (`/v1/...` or `/v1beta/...`)."""
 
     def native_wires(self, model: str) -> frozenset[str]:
         return NATIVE
@@ -73,7 +83,7 @@ class GeminiProvider(Provider):
             url = f"{base}/{version_path}" + (f"?{call.query}" if call.query else "")
         else:
             method = "countTokens" if call.wire == GEMINI_COUNT_TOKENS else method_name(call.stream)
-            url = f"{self.models_url}/{model_path(model)}:{method}"
+            url = f"{self._models_url(call)}/{model_path(model)}:{method}"
         headers = {"content-type": "application/json", **self.backend.headers}
         headers.update(ctx.forwarded_headers())
         key = request_key(ctx, self.backend)
@@ -82,6 +92,12 @@ class GeminiProvider(Provider):
         return UpstreamRequest(
             call.method, url, headers, call.encoded(), self.backend.timeout_seconds
         )
+
+    def _models_url(self, call: Call) -> str:
+        version = call.path.split("/", 2)[1] if call.path.startswith("/v") else ""
+        if self.pinned_version or not VERSION.fullmatch(version):
+            return self.models_url
+        return f"{self.base}/{version}/models"
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
         require_operation(request, self.backend)
