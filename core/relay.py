@@ -17,6 +17,7 @@ import logging
 import secrets
 import socket
 from http import HTTPStatus
+from typing import cast
 
 from modelway.replies import StreamReply
 
@@ -70,8 +71,8 @@ class _RelayConnection(asyncio.Protocol):
         self._writable.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self._transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
