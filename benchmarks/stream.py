@@ -2,6 +2,7 @@
 
     python benchmarks/stream.py [--events 200] [--seconds 6] [--concurrency 8]
                                 [--paced-streams 200] [--baseline-venv DIR] [--json]
+                                [--only direct,mitmdump,modelway,...]
 
 One upstream process answers OpenAI chat streams (`POST /v1/chat/completions`) and Anthropic
 message streams (`POST /v1/messages`) of `--events` events, either at once ("burst") or one
@@ -12,6 +13,7 @@ event every `--pace-ms` ("paced"). The targets, measured in one run:
     modelway            OpenAI client, OpenAI backend: the same-API lane, no policy
     modelway-translated OpenAI client, Anthropic backend (every event translated)
     modelway-pii        the same-API lane with the PII guard masking the stream
+    modelway-uvloop     the same-API lane with `gateway.event_loop: uvloop`
     modelway-before     (with --baseline-venv) another modelway install, e.g. the last release
 
 Phases: burst streams at `--concurrency` (streams/s, events/s, CPU per event of the proxy),
@@ -35,8 +37,22 @@ from benchkit import HOST, Server, cpu_snapshot, cpu_usage, executable, free_por
 
 CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"
+MODELWAYS = (
+    "modelway",
+    "modelway-uvloop",
+    "modelway-translated",
+    "modelway-pii",
+    "modelway-before",
+)
 REQUEST = {"model": "bench", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
-ANTHROPIC_REQUEST = {**REQUEST, "max_tokens": 1000}
+ANTHROPIC_MODELWAYS = (
+    "modelway",
+    "modelway-uvloop",
+    "modelway-translated",
+    "modelway-pii",
+    "modelway-before",
+)
+REQUEST = {**REQUEST, "max_tokens": 1000}
 
 
 # --------------------------------------------------------------------------- the upstream
@@ -230,6 +246,8 @@ def gateway_config(directory: Path, name: str, upstream: int) -> Path:
     if name == "modelway-pii":
         plugins = "plugins: {openai: null, pii_guard: {workers: 1}, access_log: {enabled: false}}"
         policies = ", policies: {pii_guard: {response: {entities: [EMAIL_ADDRESS, PHONE_NUMBER]}}}"
+    if name == "modelway-uvloop":
+        plugins = "gateway: {event_loop: uvloop}\n" + plugins
     path = directory / f"{name}.yaml"
     path.write_text(
         f"{plugins}\nbackends: {{up: {json.dumps(backend)}}}\n"
@@ -255,7 +273,7 @@ def targets(args: argparse.Namespace, directory: Path, upstream: int) -> list[Se
             directory / "mitmdump.log",
         )
     ]
-    names = ["modelway", "modelway-translated", "modelway-pii"]
+    names = ["modelway", "modelway-uvloop", "modelway-translated", "modelway-pii"]
     for name in names:
         config = gateway_config(directory, name, upstream)
         command = [executable("modelway"), "run", "-c", str(config), "--port", "{port}"]
@@ -270,6 +288,9 @@ def targets(args: argparse.Namespace, directory: Path, upstream: int) -> list[Se
                 directory / "before.log",
             )
         )
+    if args.only:
+        wanted = set(args.only.split(","))
+        out = [server for server in out if server.name in wanted]
     for server in out:
         server.port = free_port()
         server.command = [part.replace("{port}", str(server.port)) for part in server.command]
@@ -337,6 +358,8 @@ def run_mode(args: argparse.Namespace, mode: str, servers: list[Server]) -> dict
     out: dict[str, Any] = {}
     everyone: list[tuple[str, int, int | None]] = [("direct", upstream.port, None)]
     everyone += [(s.name, s.port, s.pid) for s in proxies]
+    if args.only and "direct" not in args.only.split(","):
+        everyone = everyone[1:]
     for name, port, pid in everyone:
         url = f"http://{HOST}:{port}{CHAT}"
         pids = {"proxy": pid} if pid else {}
@@ -375,7 +398,7 @@ def render(report: dict[str, Any]) -> str:
             f"{_fmt(_minus(single['first_p99_ms'], direct.get('first_p99_ms'))):>12}"
         )
     mitm = burst.get("mitmdump", {}).get("loaded", {}).get("streams_per_s")
-    for name in ("modelway", "modelway-translated", "modelway-pii", "modelway-before"):
+    for name in MODELWAYS:
         if name in burst and mitm:
             ratio = burst[name]["loaded"]["streams_per_s"] / mitm
             lines.append(f"{name} / mitmdump streams/s: {ratio:.2f}")
@@ -388,7 +411,7 @@ def render(report: dict[str, Any]) -> str:
                 f"{_fmt(data['paced']['cpu_us_per_event']):>10}"
             )
         base = paced.get("mitmdump", {}).get("paced", {}).get("gap_p99_ms")
-        for name in ("modelway", "modelway-before"):
+        for name in MODELWAYS:
             gap = paced.get(name, {}).get("paced", {}).get("gap_p99_ms")
             if base and gap:
                 lines.append(f"{name} / mitmdump paced gap p99: {gap / base:.2f}")
@@ -412,6 +435,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pace-ms", type=float, default=20.0)
     p.add_argument("--baseline-venv", help="a venv with another modelway (modelway-before)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--only", help="comma-separated targets to measure (default: all)")
     return p
 
 

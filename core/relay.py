@@ -3,7 +3,8 @@
 mitmproxy can stream a response to the client only when it reads it from an upstream, not
 when an addon makes it. So a streaming request is pointed at this server with a one-time
 token; the answer (status, headers, then a body produced as it is sent) is written in chunked
-encoding, each piece as soon as it exists, with Nagle's algorithm off. Only 127.0.0.1
+encoding, each piece as soon as it exists (the head together with the first piece when that
+is ready at once), with Nagle's algorithm off. Only 127.0.0.1
 listens; an unknown token gets a 404. Connections are kept alive, so mitmproxy reuses one per
 client connection. When mitmproxy closes the connection (its client went away), the stream
 is cancelled at once and its upstream released.
@@ -67,6 +68,7 @@ class _RelayConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._task: asyncio.Task[None] | None = None
         self._job: StreamReply | None = None
+        self._head = b""
         self._writable = asyncio.Event()
         self._writable.set()
 
@@ -126,22 +128,35 @@ class _RelayConnection(asyncio.Protocol):
             return
         if self._transport is None or self._transport.is_closing():
             raise ConnectionResetError("the relay connection is closed")
-        self._transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        piece = b"%x\r\n%b\r\n" % (len(data), data)
+        if self._head:
+            piece, self._head = self._head + piece, b""
+        self._transport.write(piece)
         if not self._writable.is_set():
             await self._writable.wait()
 
+    def _flush_head(self) -> None:
+        if self._head:
+            head, self._head = self._head, b""
+            self._write(head)
+
     async def _serve(self, job: StreamReply) -> None:
-        self._write(_head(job))
+        # The head leaves with the first piece when the body has one at once (one segment,
+        # one read for mitmproxy); else on its own at the loop's next turn.
+        self._head = _head(job)
+        asyncio.get_running_loop().call_soon(self._flush_head)
         try:
             await job.body.run(self._send)
         except asyncio.CancelledError:
             return
         except Exception:
             logger.exception("a streamed answer failed")
+            self._flush_head()
             self.close()
             return
         finally:
             self._job = None
+        self._flush_head()
         self._write(b"0\r\n\r\n")
 
 
