@@ -2,7 +2,7 @@
 
     python benchmarks/stream.py [--events 200] [--seconds 6] [--concurrency 8]
                                 [--paced-streams 200] [--baseline-venv DIR] [--json]
-                                [--only direct,mitmdump,modelway,...]
+                                [--only direct,mitmdump,modelway,...] [--rounds 2]
 
 One upstream process answers OpenAI chat streams (`POST /v1/chat/completions`) and Anthropic
 message streams (`POST /v1/messages`) of `--events` events, either at once ("burst") or one
@@ -18,7 +18,8 @@ event every `--pace-ms` ("paced"). The targets, measured in one run:
 
 Phases: burst streams at `--concurrency` (streams/s, events/s, CPU per event of the proxy),
 the first event at concurrency 1 (p50/p99 added over direct), and `--paced-streams`
-concurrent paced streams (the p99 gap between events, against mitmdump's). It prints ratios
+concurrent paced streams (the p99 gap between events, against mitmdump's). Each phase runs
+every target in turn, `--rounds` times in alternating order, pooled. It prints ratios
 measured in this run and asserts nothing.
 """
 
@@ -354,28 +355,56 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_mode(args: argparse.Namespace, mode: str, servers: list[Server]) -> dict[str, Any]:
+    """Every target in turn, `--rounds` times in alternating order (drift of a shared
+    machine then touches all alike); each phase's results pooled over the rounds."""
     upstream, proxies = servers[0], servers[1:]
-    out: dict[str, Any] = {}
     everyone: list[tuple[str, int, int | None]] = [("direct", upstream.port, None)]
     everyone += [(s.name, s.port, s.pid) for s in proxies]
     if args.only and "direct" not in args.only.split(","):
         everyone = everyone[1:]
-    for name, port, pid in everyone:
-        url = f"http://{HOST}:{port}{CHAT}"
-        pids = {"proxy": pid} if pid else {}
-        pids["upstream"] = upstream.pid
-        measure(url, REQUEST, 2, 1.0, pids)  # warm-up: connections, caches
-        if mode == "burst":
-            loaded = measure(url, REQUEST, args.concurrency, args.seconds, pids)
-            single = measure(url, REQUEST, 1, args.seconds / 2, pids)
-            out[name] = {
-                "loaded": summary(loaded, args.seconds, "proxy" if pid else None),
-                "single": summary(single, args.seconds / 2, None),
-            }
-        else:
-            paced = measure(url, REQUEST, args.paced_streams, args.seconds, pids)
-            out[name] = {"paced": summary(paced, args.seconds, "proxy" if pid else None)}
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name, _, _ in everyone}
+    for round_index in range(args.rounds):
+        order = everyone if round_index % 2 == 0 else everyone[::-1]
+        for name, port, pid in order:
+            url = f"http://{HOST}:{port}{CHAT}"
+            pids = {"proxy": pid} if pid else {}
+            pids["upstream"] = upstream.pid
+            if round_index == 0:
+                measure(url, REQUEST, 2, 1.0, pids)  # warm-up: connections, caches
+            phases = raw[name]
+            if mode == "burst":
+                loaded = measure(url, REQUEST, args.concurrency, args.seconds, pids)
+                single = measure(url, REQUEST, 1, args.seconds / 2, pids)
+                phases.setdefault("loaded", []).append(loaded)
+                phases.setdefault("single", []).append(single)
+            else:
+                paced = measure(url, REQUEST, args.paced_streams, args.seconds, pids)
+                phases.setdefault("paced", []).append(paced)
+    out: dict[str, Any] = {}
+    for name, _, pid in everyone:
+        out[name] = {}
+        for phase, results in raw[name].items():
+            seconds = (args.seconds / 2 if phase == "single" else args.seconds) * len(results)
+            proxy = "proxy" if pid and phase != "single" else None
+            out[name][phase] = summary(pooled(results), seconds, proxy)
     return out
+
+
+def pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several measurements of one phase as one: samples joined, counts and CPU summed."""
+    cpu: dict[str, float | None] = {}
+    for result in results:
+        for key, value in result["cpu"].items():
+            before = cpu.get(key, 0.0)
+            cpu[key] = None if value is None or before is None else before + value
+    return {
+        "firsts": [x for r in results for x in r["firsts"]],
+        "gaps": [x for r in results for x in r["gaps"]],
+        "events": sum(r["events"] for r in results),
+        "streams": sum(r["streams"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+        "cpu": cpu,
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -431,6 +460,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=200)
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds per target")
     p.add_argument("--paced-streams", type=int, default=200)
     p.add_argument("--pace-ms", type=float, default=20.0)
     p.add_argument("--baseline-venv", help="a venv with another modelway (modelway-before)")
