@@ -32,6 +32,8 @@ class RelayServer:
         self._jobs: dict[str, StreamReply] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[_RelayConnection] = set()
+        self.accepted = 0
+        """Connections mitmproxy has opened (kept alive: one per client connection)."""
         self.port = 0
 
     async def start(self) -> None:
@@ -80,6 +82,7 @@ class _RelayConnection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._server._connections.add(self)
+        self._server.accepted += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)

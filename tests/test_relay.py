@@ -4,6 +4,8 @@ own when the body has nothing yet, and every piece is written as soon as it exis
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 
 import pytest
 
@@ -95,3 +97,28 @@ def test_uvloop_relays_the_same(wait_first):
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert first == b"9\r\ndata: 1\n\n\r\n"
     assert rest.endswith(b"0\r\n\r\n")
+
+
+def test_streams_on_one_client_connection_share_one_relay_connection(
+    modelway_gateway, openai_upstream
+):
+    gw = modelway_gateway(
+        {
+            "plugins": ["openai"],
+            "backends": {"up": {"provider": "openai", "base_url": openai_upstream.url}},
+            "routes": [{"match": {"model": "*"}, "backend": "up"}],
+        }
+    )
+    messages = [{"role": "user", "content": "a"}]
+    body = json.dumps({"model": "m", "stream": True, "messages": messages})
+    json_type = {"content-type": "application/json"}
+    client = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        for _ in range(3):
+            client.request("POST", "/v1/chat/completions", body, json_type)
+            answer = client.getresponse()
+            assert answer.status == 200 and b"data: [DONE]" in answer.read()
+    finally:
+        client.close()
+    assert len(openai_upstream.received) == 3
+    assert gw.server.engine.relay.accepted == 1
