@@ -17,8 +17,10 @@ import contextlib
 import logging
 import secrets
 import socket
+import sys
+from collections.abc import Coroutine
 from http import HTTPStatus
-from typing import cast
+from typing import Any, cast
 
 from modelway.replies import StreamReply
 
@@ -120,7 +122,7 @@ class _RelayConnection(asyncio.Protocol):
             self._write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
             return
         self._job = job
-        self._task = asyncio.get_running_loop().create_task(self._serve(job))
+        self._task = _start(self._serve(job))
 
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -161,6 +163,15 @@ class _RelayConnection(asyncio.Protocol):
             self._job = None
         self._flush_head()
         self._write(b"0\r\n\r\n")
+
+
+def _start(serve: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """The stream's task; on Python 3.12+ it starts at once (eagerly), so the first piece is
+    written in this callback, not after every other callback of the loop's turn."""
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(serve, loop=loop, eager_start=True)
+    return loop.create_task(serve)
 
 
 def _head(job: StreamReply) -> bytes:
