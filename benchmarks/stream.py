@@ -2,6 +2,7 @@
 
     python benchmarks/stream.py [--events 200] [--seconds 6] [--concurrency 8]
                                 [--paced-streams 200] [--baseline-venv DIR] [--json]
+                                [--only direct,mitmdump,modelway,...] [--rounds 2]
 
 One upstream process answers OpenAI chat streams (`POST /v1/chat/completions`) and Anthropic
 message streams (`POST /v1/messages`) of `--events` events, either at once ("burst") or one
@@ -12,11 +13,13 @@ event every `--pace-ms` ("paced"). The targets, measured in one run:
     modelway            OpenAI client, OpenAI backend: the same-API lane, no policy
     modelway-translated OpenAI client, Anthropic backend (every event translated)
     modelway-pii        the same-API lane with the PII guard masking the stream
+    modelway-uvloop     the same-API lane with `gateway.event_loop: uvloop`
     modelway-before     (with --baseline-venv) another modelway install, e.g. the last release
 
 Phases: burst streams at `--concurrency` (streams/s, events/s, CPU per event of the proxy),
 the first event at concurrency 1 (p50/p99 added over direct), and `--paced-streams`
-concurrent paced streams (the p99 gap between events, against mitmdump's). It prints ratios
+concurrent paced streams (the p99 gap between events, against mitmdump's). Each phase runs
+every target in turn, `--rounds` times in alternating order, pooled. It prints ratios
 measured in this run and asserts nothing.
 """
 
@@ -35,8 +38,22 @@ from benchkit import HOST, Server, cpu_snapshot, cpu_usage, executable, free_por
 
 CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"
+MODELWAYS = (
+    "modelway",
+    "modelway-uvloop",
+    "modelway-translated",
+    "modelway-pii",
+    "modelway-before",
+)
 REQUEST = {"model": "bench", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
-ANTHROPIC_REQUEST = {**REQUEST, "max_tokens": 1000}
+ANTHROPIC_MODELWAYS = (
+    "modelway",
+    "modelway-uvloop",
+    "modelway-translated",
+    "modelway-pii",
+    "modelway-before",
+)
+REQUEST = {**REQUEST, "max_tokens": 1000}
 
 
 # --------------------------------------------------------------------------- the upstream
@@ -230,6 +247,8 @@ def gateway_config(directory: Path, name: str, upstream: int) -> Path:
     if name == "modelway-pii":
         plugins = "plugins: {openai: null, pii_guard: {workers: 1}, access_log: {enabled: false}}"
         policies = ", policies: {pii_guard: {response: {entities: [EMAIL_ADDRESS, PHONE_NUMBER]}}}"
+    if name == "modelway-uvloop":
+        plugins = "gateway: {event_loop: uvloop}\n" + plugins
     path = directory / f"{name}.yaml"
     path.write_text(
         f"{plugins}\nbackends: {{up: {json.dumps(backend)}}}\n"
@@ -255,7 +274,7 @@ def targets(args: argparse.Namespace, directory: Path, upstream: int) -> list[Se
             directory / "mitmdump.log",
         )
     ]
-    names = ["modelway", "modelway-translated", "modelway-pii"]
+    names = ["modelway", "modelway-uvloop", "modelway-translated", "modelway-pii"]
     for name in names:
         config = gateway_config(directory, name, upstream)
         command = [executable("modelway"), "run", "-c", str(config), "--port", "{port}"]
@@ -270,6 +289,9 @@ def targets(args: argparse.Namespace, directory: Path, upstream: int) -> list[Se
                 directory / "before.log",
             )
         )
+    if args.only:
+        wanted = set(args.only.split(","))
+        out = [server for server in out if server.name in wanted]
     for server in out:
         server.port = free_port()
         server.command = [part.replace("{port}", str(server.port)) for part in server.command]
@@ -333,26 +355,56 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_mode(args: argparse.Namespace, mode: str, servers: list[Server]) -> dict[str, Any]:
+    """Every target in turn, `--rounds` times in alternating order (drift of a shared
+    machine then touches all alike); each phase's results pooled over the rounds."""
     upstream, proxies = servers[0], servers[1:]
-    out: dict[str, Any] = {}
     everyone: list[tuple[str, int, int | None]] = [("direct", upstream.port, None)]
     everyone += [(s.name, s.port, s.pid) for s in proxies]
-    for name, port, pid in everyone:
-        url = f"http://{HOST}:{port}{CHAT}"
-        pids = {"proxy": pid} if pid else {}
-        pids["upstream"] = upstream.pid
-        measure(url, REQUEST, 2, 1.0, pids)  # warm-up: connections, caches
-        if mode == "burst":
-            loaded = measure(url, REQUEST, args.concurrency, args.seconds, pids)
-            single = measure(url, REQUEST, 1, args.seconds / 2, pids)
-            out[name] = {
-                "loaded": summary(loaded, args.seconds, "proxy" if pid else None),
-                "single": summary(single, args.seconds / 2, None),
-            }
-        else:
-            paced = measure(url, REQUEST, args.paced_streams, args.seconds, pids)
-            out[name] = {"paced": summary(paced, args.seconds, "proxy" if pid else None)}
+    if args.only and "direct" not in args.only.split(","):
+        everyone = everyone[1:]
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name, _, _ in everyone}
+    for round_index in range(args.rounds):
+        order = everyone if round_index % 2 == 0 else everyone[::-1]
+        for name, port, pid in order:
+            url = f"http://{HOST}:{port}{CHAT}"
+            pids = {"proxy": pid} if pid else {}
+            pids["upstream"] = upstream.pid
+            if round_index == 0:
+                measure(url, REQUEST, 2, 1.0, pids)  # warm-up: connections, caches
+            phases = raw[name]
+            if mode == "burst":
+                loaded = measure(url, REQUEST, args.concurrency, args.seconds, pids)
+                single = measure(url, REQUEST, 1, args.seconds / 2, pids)
+                phases.setdefault("loaded", []).append(loaded)
+                phases.setdefault("single", []).append(single)
+            else:
+                paced = measure(url, REQUEST, args.paced_streams, args.seconds, pids)
+                phases.setdefault("paced", []).append(paced)
+    out: dict[str, Any] = {}
+    for name, _, pid in everyone:
+        out[name] = {}
+        for phase, results in raw[name].items():
+            seconds = (args.seconds / 2 if phase == "single" else args.seconds) * len(results)
+            proxy = "proxy" if pid and phase != "single" else None
+            out[name][phase] = summary(pooled(results), seconds, proxy)
     return out
+
+
+def pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several measurements of one phase as one: samples joined, counts and CPU summed."""
+    cpu: dict[str, float | None] = {}
+    for result in results:
+        for key, value in result["cpu"].items():
+            before = cpu.get(key, 0.0)
+            cpu[key] = None if value is None or before is None else before + value
+    return {
+        "firsts": [x for r in results for x in r["firsts"]],
+        "gaps": [x for r in results for x in r["gaps"]],
+        "events": sum(r["events"] for r in results),
+        "streams": sum(r["streams"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+        "cpu": cpu,
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -375,7 +427,7 @@ def render(report: dict[str, Any]) -> str:
             f"{_fmt(_minus(single['first_p99_ms'], direct.get('first_p99_ms'))):>12}"
         )
     mitm = burst.get("mitmdump", {}).get("loaded", {}).get("streams_per_s")
-    for name in ("modelway", "modelway-translated", "modelway-pii", "modelway-before"):
+    for name in MODELWAYS:
         if name in burst and mitm:
             ratio = burst[name]["loaded"]["streams_per_s"] / mitm
             lines.append(f"{name} / mitmdump streams/s: {ratio:.2f}")
@@ -388,7 +440,7 @@ def render(report: dict[str, Any]) -> str:
                 f"{_fmt(data['paced']['cpu_us_per_event']):>10}"
             )
         base = paced.get("mitmdump", {}).get("paced", {}).get("gap_p99_ms")
-        for name in ("modelway", "modelway-before"):
+        for name in MODELWAYS:
             gap = paced.get(name, {}).get("paced", {}).get("gap_p99_ms")
             if base and gap:
                 lines.append(f"{name} / mitmdump paced gap p99: {gap / base:.2f}")
@@ -408,10 +460,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=200)
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds per target")
     p.add_argument("--paced-streams", type=int, default=200)
     p.add_argument("--pace-ms", type=float, default=20.0)
     p.add_argument("--baseline-venv", help="a venv with another modelway (modelway-before)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--only", help="comma-separated targets to measure (default: all)")
     return p
 
 

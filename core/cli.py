@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from modelway import __version__
+from modelway import __version__, eventloop
 from modelway.admincli import add_parsers as add_admin_parsers
 from modelway.errors import ConfigError
 from modelway.pluginmanager import CORE_PLUGINS, available_plugins, enabled_names
@@ -126,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for host, port in addresses:
             _listening(host, port, server.mode)
 
-    asyncio.run(server.run(ready))
+    eventloop.run(server.run(ready), gateway.config.gateway.event_loop)
     return 0
 
 
@@ -142,8 +141,11 @@ def _run_workers(args: argparse.Namespace, gateway: Gateway) -> int:
     from modelway.workers import Supervisor
 
     settings = gateway.config.gateway
-    argv = [*(["-c", args.config] if args.config else []),
-            *(["--mode", args.mode] if args.mode else []), *(["--watch"] if args.watch else [])]
+    argv = [
+        *(["-c", args.config] if args.config else []),
+        *(["--mode", args.mode] if args.mode else []),
+        *(["--watch"] if args.watch else []),
+    ]
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     supervisor = Supervisor(argv, args.workers, host, port)
@@ -168,8 +170,11 @@ def describe(gateway: Gateway) -> str:
         f"listen: {settings.host}:{settings.port} ({settings.mode} mode)",
         "plugins: " + ", ".join(gateway.plugin_names),
         f"state: {gateway.config.state.store}"
-        + (f" (directory {gateway.config.state.directory})" if gateway.config.state.directory
-           else ""),
+        + (
+            f" (directory {gateway.config.state.directory})"
+            if gateway.config.state.directory
+            else ""
+        ),
         "backends:",
     ]
     for name, backend in gateway.backends.items():

@@ -125,6 +125,9 @@ class GatewaySettings(Strict):
     intercept_hosts: list[str] = Field(default_factory=lambda: list(LLM_HOSTS))
     """Forward mode: host globs whose TLS is intercepted (default: the enabled providers'
     hosts). Every other host is tunnelled untouched."""
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+    """The event loop: asyncio's own, or uvloop (`modelway[uvloop]`); the environment
+    variable `MODELWAY_EVENT_LOOP` overrides it."""
 
     @model_validator(mode="before")
     @classmethod

@@ -3,7 +3,8 @@
 mitmproxy can stream a response to the client only when it reads it from an upstream, not
 when an addon makes it. So a streaming request is pointed at this server with a one-time
 token; the answer (status, headers, then a body produced as it is sent) is written in chunked
-encoding, each piece as soon as it exists, with Nagle's algorithm off. Only 127.0.0.1
+encoding, each piece as soon as it exists (the head together with the first piece when that
+is ready at once), with Nagle's algorithm off. Only 127.0.0.1
 listens; an unknown token gets a 404. Connections are kept alive, so mitmproxy reuses one per
 client connection. When mitmproxy closes the connection (its client went away), the stream
 is cancelled at once and its upstream released.
@@ -16,7 +17,10 @@ import contextlib
 import logging
 import secrets
 import socket
+import sys
+from collections.abc import Coroutine
 from http import HTTPStatus
+from typing import Any, cast
 
 from modelway.replies import StreamReply
 
@@ -30,6 +34,8 @@ class RelayServer:
         self._jobs: dict[str, StreamReply] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[_RelayConnection] = set()
+        self.accepted = 0
+        """Connections mitmproxy has opened (kept alive: one per client connection)."""
         self.port = 0
 
     async def start(self) -> None:
@@ -66,17 +72,19 @@ class _RelayConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._task: asyncio.Task[None] | None = None
         self._job: StreamReply | None = None
+        self._head = b""
         self._writable = asyncio.Event()
         self._writable.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self._transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._server._connections.add(self)
+        self._server.accepted += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
@@ -114,7 +122,7 @@ class _RelayConnection(asyncio.Protocol):
             self._write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
             return
         self._job = job
-        self._task = asyncio.get_running_loop().create_task(self._serve(job))
+        self._task = _start(self._serve(job))
 
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -125,23 +133,45 @@ class _RelayConnection(asyncio.Protocol):
             return
         if self._transport is None or self._transport.is_closing():
             raise ConnectionResetError("the relay connection is closed")
-        self._transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        piece = b"%x\r\n%b\r\n" % (len(data), data)
+        if self._head:
+            piece, self._head = self._head + piece, b""
+        self._transport.write(piece)
         if not self._writable.is_set():
             await self._writable.wait()
 
+    def _flush_head(self) -> None:
+        if self._head:
+            head, self._head = self._head, b""
+            self._write(head)
+
     async def _serve(self, job: StreamReply) -> None:
-        self._write(_head(job))
+        # The head leaves with the first piece when the body has one at once (one segment,
+        # one read for mitmproxy); else on its own at the loop's next turn.
+        self._head = _head(job)
+        asyncio.get_running_loop().call_soon(self._flush_head)
         try:
             await job.body.run(self._send)
         except asyncio.CancelledError:
             return
         except Exception:
             logger.exception("a streamed answer failed")
+            self._flush_head()
             self.close()
             return
         finally:
             self._job = None
+        self._flush_head()
         self._write(b"0\r\n\r\n")
+
+
+def _start(serve: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """The stream's task; on Python 3.12+ it starts at once (eagerly), so the first piece is
+    written in this callback, not after every other callback of the loop's turn."""
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(serve, loop=loop, eager_start=True)
+    return loop.create_task(serve)
 
 
 def _head(job: StreamReply) -> bytes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from modelway import timeouts
@@ -226,10 +227,13 @@ def continued_source(ctx: RequestContext, source: StreamSource, decoder: Any) ->
 
 
 class NativeSource:
-    """A same-API `NativeStream` as a `StreamSource`."""
+    """A same-API `NativeStream` as a `StreamSource` (its `feed` and `close` are the
+    stream's own, called with no wrapper on the per-chunk path)."""
 
     def __init__(self, stream: NativeStream) -> None:
         self.stream = stream
+        self.feed: Callable[[bytes], Awaitable[bytes]] = stream.feed
+        self.close: Callable[[], Awaitable[bytes]] = stream.close
 
     @property
     def error(self) -> GatewayError | None:
@@ -238,6 +242,11 @@ class NativeSource:
     @property
     def usage(self) -> Usage | None:
         return self.stream.usage
+
+    @property
+    def complete(self) -> bool:
+        """The end event passed (so the client's closing after it is no failure)."""
+        return bool(getattr(self.stream, "complete", False))
 
     @property
     def error_forwarded(self) -> bool:
@@ -250,12 +259,6 @@ class NativeSource:
     @property
     def text(self) -> list[str]:
         return list(getattr(self.stream, "text", ()))
-
-    async def feed(self, data: bytes) -> bytes:
-        return await self.stream.feed(data)
-
-    async def close(self) -> bytes:
-        return await self.stream.close()
 
     def error_event(self, error: GatewayError) -> bytes:
         return self.stream.error_event(error)

@@ -30,6 +30,7 @@ import yaml
 from mitmproxy import certs
 from mitmproxy import ctx as mitmproxy_ctx
 
+from modelway import eventloop
 from modelway.runner import GatewayServer
 from modelway.runtime import Gateway, load_gateway
 from modelway.testing.leaks import SessionTracker
@@ -296,7 +297,10 @@ def _started(
 
     def main() -> None:
         try:
-            asyncio.run(server.run(on_ready, handle_signals=False))
+            eventloop.run(
+                server.run(on_ready, handle_signals=False),
+                server.gateway.config.gateway.event_loop,
+            )
         except BaseException as exc:  # handed to the test thread below
             failure.append(exc)
         finally:
