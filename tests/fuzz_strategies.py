@@ -20,27 +20,32 @@ Json = Any
 
 # Texts that broke gateways before: lone surrogates, NUL, RTL marks, long runs, emoji, a card.
 NASTY_TEXT = (
-    "\ud800",
-    "a\udfffb",
+    "hello",
+    "x" * 5000,
+    "😀" * 3,
+    "4111 1111 1111 1111",
     "\x00",
     "\u202e",
     "\ufeff",
-    "😀" * 3,
-    "x" * 5000,
     "",
     " ",
-    "4111 1111 1111 1111",
     "{{template}}",
     "${VAR}",
     "\r\n\r\n",
     "data: [DONE]\n\n",
 )
+LONE_SURROGATES = ("\ud800", "a\udfffb", "\udbff")
 NASTY_NUMBERS = (0, -1, 2**63, -(2**63) - 1, 10**40, 1e308, -0.0, 0.5, 1.5e-300)
 
-texts = st.one_of(
-    st.text(max_size=40),
-    st.text(st.characters(codec="utf-8"), max_size=20),
-    st.sampled_from(NASTY_TEXT),
+plain_texts = st.one_of(st.text(max_size=40), st.text(st.characters(codec="utf-8"), max_size=20))
+texts = st.integers(0, 39).flatmap(
+    lambda n: (
+        st.sampled_from(LONE_SURROGATES)
+        if n == 17
+        else st.sampled_from(NASTY_TEXT)
+        if n % 4 == 1
+        else plain_texts
+    )
 )
 scalars = st.one_of(
     st.none(),
@@ -55,12 +60,23 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)),
     max_leaves=12,
 )
-models = st.one_of(st.sampled_from(MODELS), st.sampled_from(MODELS).map(lambda m: m + "-x"), texts)
+models = st.one_of(
+    st.sampled_from(MODELS),
+    st.sampled_from(MODELS),
+    st.sampled_from(MODELS),
+    st.sampled_from(MODELS).map(lambda m: m + "-x"),
+    texts,
+)
 
 
 def either(good: st.SearchStrategy[Json]) -> st.SearchStrategy[Json]:
-    """Mostly a value of the right kind, sometimes anything."""
-    return st.one_of(good, good, good, json_values)
+    """Mostly a value of the right kind (nine times in ten), sometimes anything."""
+    return st.integers(0, 9).flatmap(lambda n: json_values if n == 4 else good)
+
+
+def rarely(strategy: st.SearchStrategy[Json], otherwise: Json) -> st.SearchStrategy[Json]:
+    """`strategy` one time in eight, else `otherwise`."""
+    return st.integers(0, 7).flatmap(lambda n: strategy if n == 3 else st.just(otherwise))
 
 
 def body(required: dict[str, Any], optional: dict[str, Any]) -> st.SearchStrategy[Json]:
@@ -70,10 +86,16 @@ def body(required: dict[str, Any], optional: dict[str, Any]) -> st.SearchStrateg
         {k: either(v) for k, v in required.items()},
         optional={k: either(v) for k, v in optional.items()},
     )
-    unknown = st.dictionaries(
-        st.sampled_from(["x_extra", "metadata", "\ud800", ""]), json_values, max_size=2
+    unknown = rarely(
+        st.dictionaries(
+            st.sampled_from(["x_extra", "metadata", "\ud800", ""]),
+            json_values,
+            min_size=1,
+            max_size=2,
+        ),
+        {},
     )
-    dropped = st.sets(st.sampled_from(sorted(required)), max_size=1)
+    dropped = rarely(st.sets(st.sampled_from(sorted(required)), min_size=1, max_size=1), set())
 
     def build(parts: tuple[dict[str, Any], dict[str, Any], set[str]]) -> dict[str, Any]:
         found, extra, drop = parts
@@ -136,7 +158,7 @@ oa_messages = st.lists(
     dict_of(
         {
             "role": st.sampled_from(
-                ["user", "assistant", "system", "developer", "tool", "function", "x"]
+                ["user", "user", "assistant", "system", "developer", "tool", "function"]
             ),
             "content": st.one_of(texts, st.lists(oa_parts, max_size=3), st.none()),
         },
@@ -147,6 +169,7 @@ oa_messages = st.lists(
             "reasoning_content": texts,
         },
     ),
+    min_size=1,
     max_size=4,
 )
 oa_tools = st.lists(
@@ -240,6 +263,7 @@ resp_items = st.lists(
             {"type": st.just("reasoning"), "summary": json_values}, {"encrypted_content": texts}
         ),
     ),
+    min_size=1,
     max_size=4,
 )
 openai_responses = body(
@@ -313,10 +337,11 @@ an_blocks = st.lists(
 an_messages = st.lists(
     dict_of(
         {
-            "role": st.sampled_from(["user", "assistant", "system", "x"]),
+            "role": st.sampled_from(["user", "user", "assistant", "system"]),
             "content": st.one_of(texts, an_blocks),
         }
     ),
+    min_size=1,
     max_size=4,
 )
 AN_OPTIONAL = {
@@ -364,8 +389,10 @@ ge_parts = st.lists(
 )
 ge_contents = st.lists(
     dict_of(
-        {"parts": ge_parts}, {"role": st.sampled_from(["user", "model", "function", "system", "x"])}
+        {"parts": ge_parts},
+        {"role": st.sampled_from(["user", "user", "model", "function", "system"])},
     ),
+    min_size=1,
     max_size=4,
 )
 ge_config = dict_of(
@@ -489,4 +516,4 @@ def wire_body(values: st.SearchStrategy[Json]) -> st.SearchStrategy[bytes]:
         st.binary(max_size=40),
         st.sampled_from([b"", b"null", b"[]", b"{}", b'{"a":' * 2000]),
     )
-    return st.one_of(as_json, as_json, as_json, as_json, broken, other)
+    return st.integers(0, 9).flatmap(lambda n: broken if n == 4 else other if n == 5 else as_json)

@@ -83,3 +83,26 @@ def test_http_layer(fuzzed: Fuzzed, case: RawCase) -> None:
         assert not fuzzed.log.take()
         return
     check(fuzzed, api_of(case.path), answer)
+
+
+def test_a_lone_surrogate_after_a_valid_pair_is_named(fuzzed: Fuzzed) -> None:
+    """Found by the fuzz run: the 400 named the first escaped surrogate, half of a valid pair
+    (U+D83D of an emoji), instead of the lone one."""
+    body = b'{"model":"oa-chat","messages":[{"role":"user","content":"\\ud83d\\ude00 \\uda72"}]}'
+    answer = post(fuzzed.gateway.port, "openai", "/v1/chat/completions", body)
+    check(fuzzed, "openai", answer)
+    assert answer.status == 400 and "U+DA72" in answer.json["error"]["message"], answer.body
+
+
+@pytest.mark.parametrize("model", ["oa-chat", "an-claude"])
+@pytest.mark.parametrize("kind", ["[]", "{}"])
+def test_an_item_type_that_is_not_a_string_is_a_400(fuzzed: Fuzzed, model: str, kind: str) -> None:
+    """Found by the fuzz suite: a list or object as an input item's `type` was looked up in a
+    set of built-in item kinds (TypeError: unhashable), a 500."""
+    body = b'{"model":"%s","input":[{"type":%s,"call_id":"","name":"n","arguments":"{}"}]}' % (
+        model.encode(),
+        kind.encode(),
+    )
+    answer = post(fuzzed.gateway.port, "openai", "/v1/responses", body)
+    check(fuzzed, "openai", answer)
+    assert answer.status == 400 and answer.json["error"]["param"] == "input[0].type"
