@@ -32,7 +32,7 @@ from tests.fuzzkit import (
 )
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=60,
     deadline=None,
     derandomize=True,
     database=None,
@@ -68,7 +68,7 @@ def _raw(method: bytes, path: bytes) -> RawCase:
     return RawCase(path, request_bytes(method, path, auth_headers("gemini"), b"{}"))
 
 
-@settings(FUZZ, max_examples=600)
+@settings(FUZZ, max_examples=300)
 @given(case=raw_requests())
 # A path that is not UTF-8 in an error message: the Gemini and Anthropic encoders refused the
 # lone surrogate, and the client got the fallback OpenAI body and an error in the log.
