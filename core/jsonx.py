@@ -19,7 +19,12 @@ from modelway.errors import GatewayError, bad_request
 JSONDecodeError = orjson.JSONDecodeError
 
 
-_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# An escaped high surrogate not followed by an escaped low one, or a low one without a high
+# one before it (a pair such as "\ud83d\ude00" is one valid character).
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
@@ -33,7 +38,7 @@ def loads_request(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        found = _ESCAPED_SURROGATE.search(body) if "surrogate" in str(exc) else None
+        found = _LONE_SURROGATE.search(body) if "surrogate" in str(exc) else None
         if found is None:  # raw bytes that are not UTF-8 are simply not JSON
             raise
         point = int(found.group()[2:], 16)

@@ -1,14 +1,17 @@
 """What the request path answers: a whole reply, or a streamed one, and errors as replies.
 
-Building an error reply never fails: if the ingress API cannot encode the error (or there is
-no API), a minimal OpenAI-shaped JSON body is written instead. A request is always answered
-by the gateway; it never falls through to anywhere else.
+Building an error reply never fails: an error whose message holds text that is not Unicode
+(the client's own path or names) is encoded again with that text replaced; if the ingress API
+still cannot encode it (or there is no API), a minimal OpenAI-shaped JSON body is written
+instead. A request is always answered by the gateway; it never falls through to anywhere else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -17,6 +20,7 @@ from modelway.context import RequestContext
 from modelway.errors import GatewayError
 
 logger = logging.getLogger("modelway")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Write = Callable[[bytes], Awaitable[None]]
 
@@ -104,10 +108,28 @@ def error_reply(ctx: RequestContext, error: GatewayError) -> Reply:
     ctx.status = error.status
     try:
         headers, body = _error_parts(ctx, error)
-    except Exception as exc:  # an encoder that fails must not leave the request unanswered
-        logger.error("encoding an error for request %s failed (%s)", ctx.id, type(exc).__name__)
-        headers, body = {"content-type": "application/json"}, minimal_error_body(error)
+    except Exception:  # a client's text in the message (a path, a name) may not be Unicode
+        try:
+            headers, body = _error_parts(ctx, _encodable(error))
+        except Exception as exc:  # an encoder that fails must not leave the request unanswered
+            logger.error("encoding an error for request %s failed (%s)", ctx.id, type(exc).__name__)
+            headers, body = {"content-type": "application/json"}, minimal_error_body(error)
     return Reply(error.status, {**headers, **_safe_served(ctx)}, body)
+
+
+def _encodable(error: GatewayError) -> GatewayError:
+    """`error` with its texts made valid Unicode (a lone surrogate, e.g. from a path's
+    non-UTF-8 bytes, becomes U+FFFD), so that the API's own encoder can write it."""
+    return dataclasses.replace(
+        error,
+        message=_unicode(error.message),
+        param=error.param and _unicode(error.param),
+        code=error.code and _unicode(error.code),
+    )
+
+
+def _unicode(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _error_parts(ctx: RequestContext, error: GatewayError) -> tuple[dict[str, str], bytes]:

@@ -78,9 +78,15 @@ def check_create(data: Json) -> None:
     items are fine here (an OpenAI backend runs them); a translated lane refuses them."""
     items = data.get("input")
     if isinstance(items, list):
-        kept = [i for i in items if not (isinstance(i, dict) and i.get("type") in BUILTINS)]
+        kept = [i for i in items if not (isinstance(i, dict) and _kind(i) in BUILTINS)]
         data = {**data, "input": kept}
     validate(data, "drop")
+
+
+def _kind(item: Json) -> str | None:
+    """An item's `type` when it is a string (a client may send any JSON there)."""
+    kind = item.get("type")
+    return kind if isinstance(kind, str) else None
 
 
 def new_response_id() -> str:
@@ -124,9 +130,9 @@ def native_changes(call: Call) -> Json:
     if not isinstance(call, ResponsesCall):
         return {}
     raw = call.body.get("input")
-    items: list[Any] = list(raw or []) if not isinstance(raw, str) else [
-        {"role": "user", "content": raw}
-    ]
+    items: list[Any] = (
+        list(raw or []) if not isinstance(raw, str) else [{"role": "user", "content": raw}]
+    )
     changes: Json = {}
     if call.continued:
         items = [*call.history, *items]

@@ -340,8 +340,9 @@ def input_items(body: Any, items_by_id: Mapping[str, Json] | None = None) -> lis
 
 
 def _listed(item: Json, known: dict[Any, Json]) -> Json:
-    if item.get("type") == "item_reference" and item.get("id") in known:
-        item = known[item["id"]]
+    reference = item.get("id") if item.get("type") == "item_reference" else None
+    if isinstance(reference, str) and reference in known:
+        item = known[reference]
     kind = item.get("type", "message")
     out = {"type": kind, **item}
     out.setdefault("id", new_id(_ID_PREFIXES.get(kind, "item")))

@@ -115,7 +115,8 @@ def check_tool_types(tools: Any, param: str, policy: BuiltinPolicy) -> list[Any]
             continue
         if kind not in CLIENT_TOOLS:
             raise bad_request(
-                f"unknown tool type {kind!r} at '{where}'", param=f"{where}.type",
+                f"unknown tool type {kind!r} at '{where}'",
+                param=f"{where}.type",
                 code="invalid_value",
             )
         if kind == "namespace":
@@ -220,7 +221,8 @@ def chat_tool_choice(
     if choice.type in BUILTIN_TOOLS or choice.type.startswith("web_search"):
         raise builtin_error(choice.type, "tool_choice.type")
     raise bad_request(
-        f"unknown tool_choice type {choice.type!r}", param="tool_choice.type",
+        f"unknown tool_choice type {choice.type!r}",
+        param="tool_choice.type",
         code="invalid_value",
     )
 
@@ -260,7 +262,11 @@ def tool_names(request: dict[str, Any], history: list[Any] | None = None) -> Too
     if isinstance(request.get("input"), list):
         items.extend(request["input"])
     for item in items:
-        if isinstance(item, dict) and item.get("type") in _TOOL_ITEMS:
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("type"), str)
+            and item["type"] in _TOOL_ITEMS
+        ):
             tools.extend(item.get("tools") or ())
     for tool in tools:
         _name_tool(tool, names, None)

@@ -80,7 +80,7 @@ def _output_config(body: Json) -> Json:
         if not isinstance(schema, dict):
             raise bad_request("json_schema needs a 'schema' object", param="response_format")
         config["format"] = {"type": "json_schema", "schema": schema}
-    if body.get("reasoning_effort") in _EFFORTS:
+    if isinstance(body.get("reasoning_effort"), str) and body["reasoning_effort"] in _EFFORTS:
         config["effort"] = body["reasoning_effort"]
     return config
 

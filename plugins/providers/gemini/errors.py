@@ -34,9 +34,9 @@ def is_auth_failure(status: int, data: Any) -> bool:
     if status in (401, 403):
         return True
     error = error_object(data) or {}
-    if error.get("status") in _AUTH_STATUSES:
+    if str(error.get("status")) in _AUTH_STATUSES:
         return True
-    return any(d.get("reason") in _AUTH_REASONS for d in _details(error))
+    return any(str(d.get("reason")) in _AUTH_REASONS for d in _details(error))
 
 
 def retry_delay(data: Any) -> str | None:
