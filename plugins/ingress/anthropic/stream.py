@@ -102,7 +102,8 @@ class StreamTranslator:
         delta = choice.get("delta")
         out: list[dict[str, Any]] = []
         if isinstance(delta, dict):
-            out.extend(self._thinking(delta))
+            if not _REASONING_KEYS.isdisjoint(delta):
+                out.extend(self._thinking(delta))
             out.extend(self._text(delta.get("content") or delta.get("refusal")))
             for call in delta.get("tool_calls") or []:
                 if isinstance(call, dict):
@@ -190,6 +191,7 @@ class StreamTranslator:
 
 
 _TEXT_BLOCK: dict[str, Any] = {"type": "text", "text": ""}
+_REASONING_KEYS = frozenset({REASONING_CONTENT, REASONING_SIGNATURE, REDACTED_REASONING})
 _THINKING_BLOCK: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
 
 
