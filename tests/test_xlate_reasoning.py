@@ -78,3 +78,51 @@ def test_anthropic_client_to_openai_compatible_reasoning_round_trip(gateway):
     assert "thinking_blocks" not in assistant
     assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
     assert follow.content[-1].text == "The tool said: sunny"
+
+
+@pytest.fixture
+def claude(tmp_path):
+    from tests.responses_upstreams import KEY, AnthropicBackend
+
+    backend = AnthropicBackend()
+    with UpstreamServer(backend) as upstream:
+        config = write_config(
+            tmp_path,
+            f"""
+            plugins: [anthropic]
+            backends:
+              c: {{provider: anthropic, base_url: "http://127.0.0.1:{upstream.port}",
+                  api_key: {KEY}, model: claude-up}}
+            routes:
+              - {{match: {{model: "gpt-*"}}, backend: c}}
+            """,
+        )
+        with run_gateway(config) as gw:
+            yield gw, backend
+
+
+def test_openai_client_to_anthropic_thinking_round_trip(claude):
+    import openai
+
+    from tests.responses_upstreams import SIGNATURE
+
+    gw, backend = claude
+    client = gw.resource("openai", lambda: openai.OpenAI(
+        base_url=gw.url + "/v1", api_key="sk-client", max_retries=0))
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}
+    question = {"role": "user", "content": "weather?"}
+    first = client.chat.completions.create(
+        model="gpt-x", messages=[question], tools=[tool], reasoning_effort="low")
+    assert backend.requests[-1].json["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    message = first.choices[0].message.model_dump(exclude_none=True)
+    assert message["thinking_blocks"][0]["signature"] == SIGNATURE
+    call = message["tool_calls"][0]
+    client.chat.completions.create(
+        model="gpt-x", tools=[tool], reasoning_effort="low",
+        messages=[question, message, {"role": "tool", "tool_call_id": call["id"],
+                                      "content": "sunny"}])
+    assistant = backend.requests[-1].json["messages"][1]["content"]
+    assert assistant[0] == {"type": "thinking", "thinking": message["reasoning_content"],
+                            "signature": SIGNATURE}
+    assert assistant[1]["type"] == "tool_use"
