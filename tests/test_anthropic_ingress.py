@@ -120,6 +120,7 @@ def test_system_sampling_stop_metadata_and_stream():
         "top_p": 0.9,
         "stop": ["\n\nHuman:", "END"],
         "user": "13803d75-b4b5-4c3e-b2a2-6f21399b021b",
+        "thinking": {"type": "disabled"},  # the hub's: a backend that can think is told not to
         "stream": True,
     }
 
@@ -285,7 +286,39 @@ def test_parallel_tool_results_with_blocks_and_images():
     ]
 
 
-def test_thinking_blocks_sent_back_are_dropped():
+def test_a_url_document_is_refused_for_translated_backends():
+    body = {**GOOD, "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "url", "url": "https://x.test/a.pdf"}}]}]}
+    with pytest.raises(GatewayError) as info:
+        decode(body)
+    assert info.value.status == 400 and "'url' source" in info.value.message
+
+
+def test_documents_become_file_and_text_parts():
+    pdf = {"type": "document", "title": "r.pdf",
+           "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}
+    text = {"type": "document", "source": {"type": "text", "media_type": "text/plain",
+                                           "data": "plain words"}}
+    body = {**GOOD, "messages": [{"role": "user", "content": [pdf, text]}]}
+    assert decode(body)["messages"][0]["content"] == [
+        {"type": "file", "file": {"filename": "r.pdf",
+                                  "file_data": "data:application/pdf;base64,JVBERi0="}},
+        {"type": "text", "text": "plain words"}]
+
+
+def test_thinking_becomes_hub_thinking_and_an_effort():
+    body = {**GOOD, "thinking": {"type": "enabled", "budget_tokens": 5000}}
+    out = decode(body)
+    assert out["thinking"] == body["thinking"] and out["reasoning_effort"] == "medium"
+    assert "reasoning_effort" not in decode({**GOOD, "thinking": {"type": "disabled"}})
+
+
+def test_strict_tools_stay_strict():
+    tool = {"name": "f", "input_schema": {"type": "object"}, "strict": True}
+    assert decode({**GOOD, "tools": [tool]})["tools"][0]["function"]["strict"] is True
+
+
+def test_thinking_blocks_sent_back_become_hub_thinking_blocks():
     body = {
         "model": "m",
         "max_tokens": 5,
@@ -301,7 +334,10 @@ def test_thinking_blocks_sent_back_are_dropped():
             },
         ],
     }
-    assert decode(body)["messages"][1] == {"role": "assistant", "content": "answer"}
+    assert decode(body)["messages"][1] == {
+        "role": "assistant", "content": "answer", "reasoning_content": "hmm",
+        "thinking_blocks": [{"type": "thinking", "thinking": "hmm", "signature": "EqQB"},
+                            {"type": "redacted_thinking", "data": "EmwK"}]}
 
 
 @pytest.mark.parametrize(
@@ -360,8 +396,8 @@ GOOD = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": 
         ({"temperature": 1.5}, "temperature: Input should be less than or equal to 1"),
         ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role: Input should be"),
         (
-            {"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]},
-            "messages.0.content.0: Input tag 'document' found using 'type' does not match",
+            {"messages": [{"role": "user", "content": [{"type": "document"}]}]},
+            "messages.0.content.0.source: Field required",
         ),
         (
             {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
@@ -413,9 +449,10 @@ def test_structured_output_format():
     body = {**GOOD, "output_config": {"format": {"type": "json_schema", "schema": schema}}}
     assert decode(body)["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "output", "schema": schema},
+        "json_schema": {"name": "output", "schema": schema, "strict": True},
     }
-    assert "response_format" not in decode({**GOOD, "output_config": {"effort": "low"}})
+    low = decode({**GOOD, "output_config": {"effort": "low"}})
+    assert "response_format" not in low and low["reasoning_effort"] == "low"
 
 
 def test_error_path_skips_union_tags_and_keeps_missing_fields():
@@ -528,8 +565,25 @@ def test_cached_prompt_tokens_are_cache_reads():
     assert out["usage"] == {
         "input_tokens": 93,
         "output_tokens": 46,
+        "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 1024,
     }
+
+
+def test_cache_writes_are_not_folded_into_input_tokens():
+    usage = {**USAGE, "prompt_tokens": 2000, "prompt_tokens_details": {"cached_tokens": 1024},
+             "cache_creation_input_tokens": 500}
+    out = encode(completion({"role": "assistant", "content": "x"}, "stop", usage))
+    assert out["usage"]["input_tokens"] == 2000 - 1524
+    assert out["usage"]["cache_creation_input_tokens"] == 500
+
+
+@pytest.mark.parametrize("reason", ["pause_turn", "refusal", "model_context_window_exceeded"])
+def test_a_backends_own_stop_reason_comes_back(reason):
+    choice_extra = {"stop_reason": reason}
+    body = completion({"role": "assistant", "content": "x"}, "stop", USAGE)
+    body["choices"][0].update(choice_extra)
+    assert encode(body)["stop_reason"] == reason
 
 
 def test_refusal_becomes_text():
@@ -747,7 +801,8 @@ def test_usage_on_the_finish_chunk_and_cache_reads():
     assert events[-2] == {
         "type": "message_delta",
         "delta": {"stop_reason": "max_tokens", "stop_sequence": None},
-        "usage": {"input_tokens": 5, "output_tokens": 15, "cache_read_input_tokens": 20},
+        "usage": {"input_tokens": 5, "output_tokens": 15, "cache_creation_input_tokens": 0,
+                  "cache_read_input_tokens": 20},
     }
 
 

@@ -223,7 +223,16 @@ def test_simple_request_defaults():
         ({"stop": "###"}, {"stop_sequences": ["###"]}),
         ({"safety_identifier": "hash-1"}, {"metadata": {"user_id": "hash-1"}}),
         ({"stream": True}, {"stream": True}),
-        ({"reasoning_effort": "high"}, {"output_config": {"effort": "high"}}),
+        (  # an effort is also a thinking budget; max_tokens makes room for the answer
+            {"reasoning_effort": "high"},
+            {"output_config": {"effort": "high"}, "max_tokens": 16391,
+             "thinking": {"type": "enabled", "budget_tokens": 16384}},
+        ),
+        ({"reasoning_effort": "none"}, {}),
+        (
+            {"thinking": {"type": "adaptive"}, "reasoning_effort": "low"},
+            {"thinking": {"type": "adaptive"}, "output_config": {"effort": "low"}},
+        ),
         (
             {
                 "response_format": {
@@ -424,6 +433,7 @@ def test_usage_counts_cache_tokens_as_prompt_tokens():
         "output_tokens_details": {"thinking_tokens": 2},
     }
     assert wire_response.usage_from_anthropic(usage) == {
+        "cache_creation_input_tokens": 20,
         "prompt_tokens": 60,
         "completion_tokens": 4,
         "total_tokens": 64,
@@ -472,8 +482,10 @@ def test_basic_stream_chunks():
         "total_tokens": 17,
         "prompt_tokens_details": {"cached_tokens": 0},
     }
+    start = {"prompt_tokens": 11, "completion_tokens": 1, "total_tokens": 12,
+             "prompt_tokens_details": {"cached_tokens": 0}}
     assert decode(BASIC_STREAM) == [
-        chunk({"role": "assistant"}),
+        {**chunk({"role": "assistant"}), "usage": start},  # the prompt's tokens, known early
         chunk({"content": ""}),
         chunk({"content": "Hello"}),
         chunk({"content": " there"}),
@@ -573,6 +585,7 @@ def test_stream_usage_arriving_in_message_delta():
     chunks = decode(LATE_USAGE_STREAM)
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"] == {
+        "cache_creation_input_tokens": 3,
         "prompt_tokens": 19,
         "completion_tokens": 1,
         "total_tokens": 20,

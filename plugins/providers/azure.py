@@ -90,6 +90,7 @@ class AzureProvider(OpenAIProvider):
             backend, OpenAIOptions(stream_usage=options.stream_usage, responses=responses)
         )
         self.azure = options
+        self._official = True  # Azure OpenAI takes no reasoning_content either
         self.endpoint = azure_endpoint(backend.base_url, options.resource)
 
     def _auth(self, ctx: RequestContext) -> dict[str, str]:
@@ -159,9 +160,7 @@ def azure_endpoint(base_url: str | None, resource: str | None) -> str:
     raise ConfigError("provider 'azure' needs `resource` or `base_url`")
 
 
-def azure_responses_url(
-    endpoint: str, style: str, openai_url: str, api_version: str | None
-) -> str:
+def azure_responses_url(endpoint: str, style: str, openai_url: str, api_version: str | None) -> str:
     """The Responses API URL on Azure for the URL the OpenAI lane made (path and query)."""
     rest = openai_url[openai_url.index(lane.RESPONSES_PATH) :]
     path, _, query = rest.partition("?")

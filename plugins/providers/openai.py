@@ -24,6 +24,7 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, upstream_error
 from modelway.extension import Provider, ProviderSpec, StreamDecoder
+from modelway.hubext import strip_for_openai
 from modelway.plugins.providers.responses import lane
 from modelway.plugins.providers.responses.stream import ResponsesStreamDecoder
 from modelway.providerkit import (
@@ -92,6 +93,7 @@ class OpenAIProvider(Provider):
     def __init__(self, backend: BackendConfig, options: BaseModel | None) -> None:
         super().__init__(backend, options or OpenAIOptions())
         self.base_url = (backend.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._official = self.base_url == DEFAULT_BASE_URL
         self._static_headers = self._headers()
         self._wires = self._native_wires()
 
@@ -129,9 +131,11 @@ class OpenAIProvider(Provider):
         return self._wires
 
     def _responses_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
-        headers = dict(self._static_headers) if call.body else {
-            k: v for k, v in self._static_headers.items() if k != "content-type"
-        }
+        headers = (
+            dict(self._static_headers)
+            if call.body
+            else {k: v for k, v in self._static_headers.items() if k != "content-type"}
+        )
         if call.stream:
             headers["accept"] = "text/event-stream"
         headers.update(ctx.forwarded_headers())
@@ -168,7 +172,7 @@ class OpenAIProvider(Provider):
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
         require_operation(request, self.backend, self.operations)
         path = _PATHS[request.operation]
-        body = request.body
+        body = strip_for_openai(request.body, reasoning=not self._official)
         headers = {**self._static_headers, **self._auth(ctx)}
         if self._responses_api and request.operation is Operation.CHAT:
             if request.stream:

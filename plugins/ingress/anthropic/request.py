@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelway.errors import bad_request
+from modelway.hubext import REASONING_CONTENT, THINKING, THINKING_BLOCKS, effort_from_thinking
 from modelway.plugins.ingress.anthropic.schema import (
     Base64Source,
+    DocumentBlock,
     ImageBlock,
     MessagesRequest,
     OutputFormat,
     TextBlock,
+    ThinkingBlock,
     ToolChoice,
     ToolParam,
     ToolResultBlock,
@@ -37,14 +41,34 @@ def to_openai_request(request: MessagesRequest) -> dict[str, Any]:
         body["user"] = request.metadata.user_id
     if request.output_config and request.output_config.format:
         body["response_format"] = openai_response_format(request.output_config.format)
+    body.update(reasoning(request))
     if request.stream:
         body["stream"] = True
     return body
 
 
 def openai_response_format(output: OutputFormat) -> dict[str, Any]:
-    """Structured output: OpenAI wants the schema named; Anthropic's has no name."""
-    return {"type": "json_schema", "json_schema": {"name": "output", "schema": output.schema_}}
+    """Structured output: OpenAI wants the schema named; Anthropic's has no name and is
+    always strict (constrained decoding)."""
+    schema = {"name": "output", "schema": output.schema_, "strict": True}
+    return {"type": "json_schema", "json_schema": schema}
+
+
+_EFFORTS = frozenset({"low", "medium", "high", "xhigh"})
+
+
+def reasoning(request: MessagesRequest) -> dict[str, Any]:
+    """The hub's `thinking` (as sent) and the `reasoning_effort` it comes nearest to."""
+    out: dict[str, Any] = {}
+    effort = request.output_config.effort if request.output_config else None
+    if request.thinking is not None:
+        out[THINKING] = request.thinking
+        thought = effort_from_thinking(request.thinking)
+        effort = effort if effort in _EFFORTS else thought
+        effort = None if thought == "none" else effort
+    if effort in _EFFORTS:
+        out["reasoning_effort"] = "high" if effort == "xhigh" else effort
+    return out
 
 
 def openai_messages(request: MessagesRequest) -> list[dict[str, Any]]:
@@ -74,7 +98,7 @@ def user_messages(content: str | list[Any]) -> list[dict[str, Any]]:
             text, images = tool_result_content(block)
             tools.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": text})
             parts.extend(images)
-        elif isinstance(block, TextBlock | ImageBlock):
+        elif isinstance(block, TextBlock | ImageBlock | DocumentBlock):
             parts.append(content_part(block))
     if parts:
         tools.append({"role": "user", "content": parts_content(parts)})
@@ -86,19 +110,41 @@ def tool_result_content(block: ToolResultBlock) -> tuple[str, list[dict[str, Any
     if block.content is None or isinstance(block.content, str):
         return block.content or "", []
     text = "\n".join(part.text for part in block.content if isinstance(part, TextBlock))
-    images = [content_part(part) for part in block.content if isinstance(part, ImageBlock)]
+    images = [content_part(part) for part in block.content if not isinstance(part, TextBlock)]
     return text, images
 
 
-def content_part(block: TextBlock | ImageBlock) -> dict[str, Any]:
+def content_part(block: TextBlock | ImageBlock | DocumentBlock) -> dict[str, Any]:
     if isinstance(block, TextBlock):
         return {"type": "text", "text": block.text}
+    if isinstance(block, DocumentBlock):
+        return document_part(block)
     source = block.source
     if isinstance(source, Base64Source):
         url = f"data:{source.media_type};base64,{source.data}"
     else:
         url = source.url
     return {"type": "image_url", "image_url": {"url": url}}
+
+
+def document_part(block: DocumentBlock) -> dict[str, Any]:
+    """A document as an OpenAI `file` part (base64 PDF) or a text part (a text document)."""
+    source = block.source
+    kind, data = source.get("type"), source.get("data")
+    if kind == "base64" and isinstance(data, str):
+        media = source.get("media_type") or "application/pdf"
+        file = {
+            "filename": block.title or "document.pdf",
+            "file_data": f"data:{media};base64,{data}",
+        }
+        return {"type": "file", "file": file}
+    if kind == "text" and isinstance(data, str):
+        return {"type": "text", "text": f"{block.title}\n\n{data}" if block.title else data}
+    raise bad_request(
+        f"document blocks with a '{kind}' source can be sent to Anthropic backends only;"
+        " send the document as base64 or text",
+        param="messages",
+    )
 
 
 def parts_content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
@@ -114,9 +160,23 @@ def assistant_message(content: str | list[Any]) -> dict[str, Any]:
     text = "".join(block.text for block in content if isinstance(block, TextBlock))
     calls = [tool_call(block) for block in content if isinstance(block, ToolUseBlock)]
     message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+    thinking = [hub_thinking(block) for block in content if isinstance(block, ThinkingBlock)]
+    if thinking:
+        message[THINKING_BLOCKS] = thinking
+        message[REASONING_CONTENT] = "".join(b.get("thinking", "") for b in thinking)
     if calls:
         message["tool_calls"] = calls
     return message
+
+
+def hub_thinking(block: ThinkingBlock) -> dict[str, Any]:
+    if block.type == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data or ""}
+    return {
+        "type": "thinking",
+        "thinking": block.thinking or "",
+        "signature": block.signature or "",
+    }
 
 
 def tool_call(block: ToolUseBlock) -> dict[str, Any]:
@@ -133,6 +193,8 @@ def openai_tool(tool: ToolParam) -> dict[str, Any]:
     if tool.description is not None:
         function["description"] = tool.description
     function["parameters"] = tool.input_schema
+    if tool.strict is not None:
+        function["strict"] = tool.strict
     return {"type": "function", "function": function}
 
 

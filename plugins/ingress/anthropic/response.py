@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from modelway.hubext import CACHE_WRITE, REASONING_CONTENT, STOP_REASON, THINKING_BLOCKS
 from modelway.plugins.providers.anthropic.response import FINISH_TO_STOP
 from modelway.providerkit import as_int
 
@@ -25,6 +26,9 @@ def stop_reason(choice: dict[str, Any], stop_sequences: Sequence[str]) -> tuple[
     `stop_reason`, a `stop_sequence` field) are believed when it is one the client sent.
     """
     finish = choice.get("finish_reason")
+    own = choice.get(STOP_REASON)
+    if own in _OWN_STOPS:
+        return own, None
     if finish == "stop":
         for key in ("stop_sequence", "stop_reason"):
             matched = choice.get(key)
@@ -33,19 +37,40 @@ def stop_reason(choice: dict[str, Any], stop_sequences: Sequence[str]) -> tuple[
     return FINISH_TO_STOP.get(finish if isinstance(finish, str) else "", "end_turn"), None
 
 
+_OWN_STOPS = frozenset({"pause_turn", "refusal", "model_context_window_exceeded"})
+
+
 def anthropic_usage(usage: Any) -> dict[str, int]:
-    """Anthropic usage from OpenAI usage: cached prompt tokens are not `input_tokens` there."""
+    """Anthropic usage from OpenAI usage: cache reads and writes are not `input_tokens`
+    there, each has its own field."""
     if not isinstance(usage, dict):
         return {"input_tokens": 0, "output_tokens": 0}
     details = usage.get("prompt_tokens_details")
     cached = as_int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    written = as_int(usage.get(CACHE_WRITE))
     out = {
-        "input_tokens": max(as_int(usage.get("prompt_tokens")) - cached, 0),
+        "input_tokens": max(as_int(usage.get("prompt_tokens")) - cached - written, 0),
         "output_tokens": as_int(usage.get("completion_tokens")),
     }
-    if cached:
+    if cached or written:
+        out["cache_creation_input_tokens"] = written
         out["cache_read_input_tokens"] = cached
     return out
+
+
+def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answer's thinking as Anthropic blocks: the hub's signed blocks, else the
+    reasoning text of an OpenAI-compatible backend as one unsigned block."""
+    blocks = message.get(THINKING_BLOCKS)
+    if isinstance(blocks, list) and blocks:
+        return [b for b in blocks if isinstance(b, dict) and b.get("type") in _THINKING]
+    text = message.get(REASONING_CONTENT)
+    if isinstance(text, str) and text:
+        return [{"type": "thinking", "thinking": text, "signature": ""}]
+    return []
+
+
+_THINKING = ("thinking", "redacted_thinking")
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -77,7 +102,7 @@ def tool_use_block(call: dict[str, Any]) -> dict[str, Any]:
 
 
 def content_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
+    blocks = thinking_blocks(message)
     if text := message_text(message):
         blocks.append({"type": "text", "text": text})
     blocks.extend(tool_use_block(call) for call in message.get("tool_calls") or [])

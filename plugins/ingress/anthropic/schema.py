@@ -60,7 +60,16 @@ class ToolUseBlock(BaseModel):
     input: dict[str, Any]
 
 
-ToolResultPart = Annotated[TextBlock | ImageBlock, Field(discriminator="type")]
+class DocumentBlock(BaseModel):
+    """A document (PDF or text); its `source` is read by the translation."""
+
+    model_config = Open
+    type: Literal["document"]
+    source: dict[str, Any]
+    title: StrictStr | None = None
+
+
+ToolResultPart = Annotated[TextBlock | ImageBlock | DocumentBlock, Field(discriminator="type")]
 
 
 class ToolResultBlock(BaseModel):
@@ -72,14 +81,17 @@ class ToolResultBlock(BaseModel):
 
 
 class ThinkingBlock(BaseModel):
-    """Extended-thinking blocks a client sends back; they have no OpenAI equivalent."""
+    """Extended-thinking blocks a client sends back (the hub's `thinking_blocks`)."""
 
     model_config = Open
     type: Literal["thinking", "redacted_thinking"]
+    thinking: StrictStr | None = None
+    signature: StrictStr | None = None
+    data: StrictStr | None = None
 
 
 ContentBlock = Annotated[
-    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock,
+    TextBlock | ImageBlock | DocumentBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock,
     Field(discriminator="type"),
 ]
 
@@ -99,7 +111,7 @@ class MessageParam(BaseModel):
 
 
 _ROLE_BLOCKS: dict[str, tuple[type[BaseModel], ...]] = {
-    "user": (TextBlock, ImageBlock, ToolResultBlock),
+    "user": (TextBlock, ImageBlock, DocumentBlock, ToolResultBlock),
     "assistant": (TextBlock, ToolUseBlock, ThinkingBlock),
 }
 
@@ -110,6 +122,7 @@ class ToolParam(BaseModel):
     name: StrictStr = Field(min_length=1)
     description: StrictStr | None = None
     input_schema: dict[str, Any]
+    strict: StrictBool | None = None
 
 
 class ToolChoice(BaseModel):
@@ -133,6 +146,7 @@ class OutputFormat(BaseModel):
 class OutputConfig(BaseModel):
     model_config = Open
     format: OutputFormat | None = None
+    effort: StrictStr | None = None
 
 
 class MessagesRequest(BaseModel):
@@ -152,6 +166,7 @@ class MessagesRequest(BaseModel):
     tool_choice: ToolChoice | None = None
     metadata: Metadata | None = None
     output_config: OutputConfig | None = None
+    thinking: dict[str, Any] | None = None
 
 
 # ------------------------------------------------------------------------ validation

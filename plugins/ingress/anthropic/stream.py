@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from modelway.errors import GatewayError
+from modelway.hubext import REASONING_CONTENT, REASONING_SIGNATURE, REDACTED_REASONING
 from modelway.plugins.ingress.anthropic.errors import error_object
 from modelway.plugins.ingress.anthropic.response import anthropic_usage, stop_reason
 from modelway.providerkit import dumps
 
 
-def message_start(message_id: str, model: str, input_tokens: int) -> dict[str, Any]:
+def message_start(message_id: str, model: str, usage: dict[str, int]) -> dict[str, Any]:
     message: dict[str, Any] = {
         "id": message_id,
         "type": "message",
@@ -25,7 +26,7 @@ def message_start(message_id: str, model: str, input_tokens: int) -> dict[str, A
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": 0},
+        "usage": {"input_tokens": 0, **usage, "output_tokens": usage.get("output_tokens", 0)},
     }
     return {"type": "message_start", "message": message}
 
@@ -95,12 +96,14 @@ class StreamTranslator:
         if isinstance(chunk.get("id"), str) and chunk["id"].startswith("msg_"):
             self.message_id = chunk["id"]
         usage = anthropic_usage(chunk.get("usage")) if isinstance(chunk.get("usage"), dict) else {}
-        return message_start(self.message_id, self.model, usage.get("input_tokens", 0))
+        return message_start(self.message_id, self.model, usage)
 
     def _choice(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
         delta = choice.get("delta")
         out: list[dict[str, Any]] = []
         if isinstance(delta, dict):
+            if not _REASONING_KEYS.isdisjoint(delta):
+                out.extend(self._thinking(delta))
             out.extend(self._text(delta.get("content") or delta.get("refusal")))
             for call in delta.get("tool_calls") or []:
                 if isinstance(call, dict):
@@ -116,6 +119,30 @@ class StreamTranslator:
         out = [] if self.open and self.open[0] == "text" else self._open("text", _TEXT_BLOCK)
         assert self.open is not None
         out.append(block_delta(self.open[1], {"type": "text_delta", "text": text}))
+        return out
+
+    def _thinking(self, delta: dict[str, Any]) -> list[dict[str, Any]]:
+        """Reasoning text as a thinking block; a signature closes it; redacted data is a
+        block of its own."""
+        out: list[dict[str, Any]] = []
+        text, signature = delta.get(REASONING_CONTENT), delta.get(REASONING_SIGNATURE)
+        if isinstance(text, str) and text:
+            if not (self.open and self.open[0] == "thinking"):
+                out.extend(self._open("thinking", _THINKING_BLOCK))
+            assert self.open is not None
+            out.append(block_delta(self.open[1], {"type": "thinking_delta", "thinking": text}))
+        if isinstance(signature, str):
+            if not (self.open and self.open[0] == "thinking"):
+                out.extend(self._open("thinking", _THINKING_BLOCK))
+            assert self.open is not None
+            out.append(
+                block_delta(self.open[1], {"type": "signature_delta", "signature": signature})
+            )
+            out.extend(self._close())
+        redacted = delta.get(REDACTED_REASONING)
+        if isinstance(redacted, str):
+            out.extend(self._open("redacted", {"type": "redacted_thinking", "data": redacted}))
+            out.extend(self._close())
         return out
 
     def _tool(self, call: dict[str, Any]) -> list[dict[str, Any]]:
@@ -164,6 +191,8 @@ class StreamTranslator:
 
 
 _TEXT_BLOCK: dict[str, Any] = {"type": "text", "text": ""}
+_REASONING_KEYS = frozenset({REASONING_CONTENT, REASONING_SIGNATURE, REDACTED_REASONING})
+_THINKING_BLOCK: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
 
 
 def sse(event: dict[str, Any]) -> bytes:

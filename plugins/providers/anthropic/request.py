@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from modelway.errors import bad_request
+from modelway.hubext import MIN_BUDGET, THINKING_BLOCKS, thinking_from_effort
 from modelway.providerkit import DataURL, parse_data_url
 
 Json = dict[str, Any]
@@ -40,12 +41,46 @@ def request_to_anthropic(body: Json, *, default_max_tokens: int, sampling: bool 
         out["system"] = system
     out["max_tokens"] = body.get("max_completion_tokens") or body.get("max_tokens")
     out["max_tokens"] = out["max_tokens"] or default_max_tokens
+    thinking = _thinking(body, out["max_tokens"], default_max_tokens)
+    if thinking is not None:
+        out["thinking"] = thinking
+        if thinking.get("type") == "enabled" and thinking["budget_tokens"] >= out["max_tokens"]:
+            out["max_tokens"] = thinking["budget_tokens"] + default_max_tokens
     out.update(_sampling(body) if sampling else {})
     out.update(_options(body))
     out.update(_tooling(body))
     if body.get("stream") is True:
         out["stream"] = True
     return out
+
+
+def _thinking(body: Json, max_tokens: Any, default_max_tokens: int) -> Json | None:
+    """Anthropic `thinking` from the hub's (or from `reasoning_effort`). A budget the client
+    capped with its own max tokens is cut to fit; one that cannot fit is a 400."""
+    thinking = body.get("thinking")
+    explicit = body.get("max_completion_tokens") or body.get("max_tokens")
+    if thinking is None:
+        thinking = thinking_from_effort(body.get("reasoning_effort"), explicit or None)
+        return thinking if thinking is None or thinking["type"] != "disabled" else None
+    if not isinstance(thinking, dict) or thinking.get("type") not in _THINKING_TYPES:
+        raise bad_request(
+            "thinking must be enabled (with budget_tokens), adaptive or disabled",
+            param="thinking",
+        )
+    budget = thinking.get("budget_tokens")
+    if thinking["type"] == "enabled":
+        if not isinstance(budget, int) or budget < MIN_BUDGET:
+            raise bad_request(
+                f"thinking.budget_tokens must be at least {MIN_BUDGET}", param="thinking"
+            )
+        if explicit and budget >= max_tokens:
+            raise bad_request(
+                "thinking.budget_tokens must be less than max_tokens", param="thinking"
+            )
+    return dict(thinking)
+
+
+_THINKING_TYPES = frozenset({"enabled", "adaptive", "disabled"})
 
 
 def _sampling(body: Json) -> Json:
@@ -189,9 +224,32 @@ def _turn(message: Json, where: str) -> tuple[str, list[Json]]:
 
 
 def _assistant_blocks(message: Json, where: str) -> list[Json]:
-    blocks = content_to_blocks(message.get("content"), f"{where}.content")
+    blocks = thinking_blocks(message.get(THINKING_BLOCKS))
+    blocks += content_to_blocks(message.get("content"), f"{where}.content")
     calls = message.get("tool_calls") or []
     return blocks + [tool_use_block(c, f"{where}.tool_calls[{i}]") for i, c in enumerate(calls)]
+
+
+def thinking_blocks(blocks: Any) -> list[Json]:
+    """The hub's signed thinking blocks as Anthropic's; text without an Anthropic signature
+    (another backend's reasoning, a Gemini signature) cannot be verified and stays out."""
+    out: list[Json] = []
+    for block in blocks if isinstance(blocks, list) else ():
+        if not isinstance(block, dict):
+            continue
+        signature = block.get("signature")
+        if block.get("type") == "thinking" and isinstance(signature, str) and signature:
+            if not signature.startswith("gemini:"):
+                out.append(
+                    {
+                        "type": "thinking",
+                        "thinking": str(block.get("thinking") or ""),
+                        "signature": signature,
+                    }
+                )
+        elif block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str):
+            out.append({"type": "redacted_thinking", "data": block["data"]})
+    return out
 
 
 def merge_turns(turns: list[tuple[str, list[Json]]]) -> list[Json]:

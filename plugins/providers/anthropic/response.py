@@ -13,6 +13,13 @@ from typing import Any
 
 from modelway.canonical import CanonicalResponse, Usage
 from modelway.errors import bad_request, upstream_error
+from modelway.hubext import (
+    CACHE_WRITE,
+    REASONING_CONTENT,
+    STOP_REASON,
+    STOP_SEQUENCE,
+    THINKING_BLOCKS,
+)
 from modelway.providerkit import as_dict, as_int, loads_or_none
 
 Json = dict[str, Any]
@@ -74,14 +81,16 @@ def message_to_completion(message: Json, *, created: int) -> Json:
     texts = [str(b.get("text", "")) for b in blocks if b.get("type") == "text"]
     calls = [b for b in blocks if b.get("type") == "tool_use"]
     reply: Json = {"role": "assistant", "content": "".join(texts) if texts else None}
+    reply.update(reasoning_fields(blocks))
     if calls:
         reply["tool_calls"] = [tool_call_from_block(block) for block in calls]
-    choice = {
+    choice: Json = {
         "index": 0,
         "message": reply,
         "finish_reason": finish_reason(message.get("stop_reason")),
         "logprobs": None,
     }
+    choice.update(stop_fields(message.get("stop_reason"), message.get("stop_sequence")))
     return {
         "id": message.get("id"),
         "object": "chat.completion",
@@ -90,6 +99,36 @@ def message_to_completion(message: Json, *, created: int) -> Json:
         "choices": [choice],
         "usage": usage_from_anthropic(message.get("usage")),
     }
+
+
+def reasoning_fields(blocks: list[Json]) -> Json:
+    """The hub's `reasoning_content` and `thinking_blocks` for an answer's thinking blocks."""
+    kept: list[Json] = []
+    for block in blocks:
+        if block.get("type") == "thinking":
+            kept.append(
+                {
+                    "type": "thinking",
+                    "thinking": str(block.get("thinking") or ""),
+                    "signature": str(block.get("signature") or ""),
+                }
+            )
+        elif block.get("type") == "redacted_thinking":
+            kept.append({"type": "redacted_thinking", "data": str(block.get("data") or "")})
+    if not kept:
+        return {}
+    text = "".join(b.get("thinking", "") for b in kept)
+    return {REASONING_CONTENT: text, THINKING_BLOCKS: kept}
+
+
+_OWN_STOPS = frozenset({"pause_turn", "refusal", "model_context_window_exceeded"})
+
+
+def stop_fields(reason: Any, sequence: Any) -> Json:
+    """The hub's choice extensions: the matched stop sequence, a stop reason of its own."""
+    if reason == "stop_sequence" and isinstance(sequence, str):
+        return {STOP_SEQUENCE: sequence}
+    return {STOP_REASON: reason} if reason in _OWN_STOPS else {}
 
 
 def tool_call_from_block(block: Json) -> Json:
@@ -123,6 +162,8 @@ def usage_from_anthropic(usage: Any) -> Json:
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": cached},
     }
+    if written := as_int(data.get("cache_creation_input_tokens")):
+        out[CACHE_WRITE] = written
     details = data.get("output_tokens_details")
     if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
         out["completion_tokens_details"] = {"reasoning_tokens": details["thinking_tokens"]}

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from modelway.hubext import REASONING_CONTENT, REASONING_SIGNATURE, REDACTED_REASONING
 from modelway.plugins.providers.anthropic.errors import error_from_event
 from modelway.plugins.providers.anthropic.response import (
     dump_arguments,
     finish_reason,
+    stop_fields,
     usage_from_anthropic,
 )
 from modelway.providerkit import SSEStreamDecoder, as_dict, event_object
@@ -44,6 +46,7 @@ class StreamTranslator:
         self.model = ""
         self.usage: Json = {}
         self.stop_reason: str | None = None
+        self.stop_sequence: str | None = None
         self._tools: dict[Any, _ToolBlock] = {}
         self._text_seen = False
         self._delta_seen = False
@@ -80,7 +83,10 @@ class StreamTranslator:
         self.id = str(message.get("id") or "")
         self.model = str(message.get("model") or "")
         self._add_usage(message.get("usage"))
-        return [self.chunk({"role": "assistant"})]
+        start = self.chunk({"role": "assistant"})
+        if self.usage:  # the prompt's tokens, known before the answer: the hub's early usage
+            start["usage"] = usage_from_anthropic(self.usage)
+        return [start]
 
     def _block_start(self, data: Json) -> list[Json]:
         block = as_dict(data.get("content_block"))
@@ -89,6 +95,10 @@ class StreamTranslator:
             return self._text(str(block.get("text") or ""), force=not self._text_seen)
         if kind == "tool_use":
             return self._tool_start(data.get("index"), block)
+        if kind == "thinking" and block.get("thinking"):
+            return [self.chunk({REASONING_CONTENT: str(block["thinking"])})]
+        if kind == "redacted_thinking" and isinstance(block.get("data"), str):
+            return [self.chunk({REDACTED_REASONING: block["data"]})]
         return []
 
     def _text(self, text: str, force: bool = False) -> list[Json]:
@@ -111,6 +121,10 @@ class StreamTranslator:
         kind = delta.get("type")
         if kind == "text_delta":
             return self._text(str(delta.get("text") or ""))
+        if kind == "thinking_delta" and delta.get("thinking"):
+            return [self.chunk({REASONING_CONTENT: str(delta["thinking"])})]
+        if kind == "signature_delta" and isinstance(delta.get("signature"), str):
+            return [self.chunk({REASONING_SIGNATURE: delta["signature"]})]
         tool = self._tools.get(data.get("index"))
         if kind == "input_json_delta" and tool is not None:
             return self._arguments(tool, str(delta.get("partial_json") or ""))
@@ -134,6 +148,8 @@ class StreamTranslator:
         delta = as_dict(data.get("delta"))
         if delta.get("stop_reason") is not None:
             self.stop_reason = delta["stop_reason"]
+        if isinstance(delta.get("stop_sequence"), str):
+            self.stop_sequence = delta["stop_sequence"]
         self._add_usage(data.get("usage"))
         return []
 
@@ -143,7 +159,9 @@ class StreamTranslator:
     def _finish(self) -> list[Json]:
         self._done = True
         usage = {**self._head(), "choices": [], "usage": usage_from_anthropic(self.usage)}
-        return [self.chunk({}, finish_reason(self.stop_reason)), usage]
+        finish = self.chunk({}, finish_reason(self.stop_reason))
+        finish["choices"][0].update(stop_fields(self.stop_reason, self.stop_sequence))
+        return [finish, usage]
 
     def _add_usage(self, usage: Any) -> None:
         """Usage counts are cumulative: later values replace earlier ones."""

@@ -1,0 +1,124 @@
+"""The hub's extension fields: what the OpenAI chat shape cannot say, carried between APIs.
+
+The hub is the OpenAI chat-completions body. Reasoning, its signatures and cache writes have
+no standard field there, so every translator uses these names (LiteLLM's and the
+OpenAI-compatible servers' spellings where they have one):
+
+- request `thinking`: Anthropic's shape, `{"type": "enabled", "budget_tokens"}`,
+  `{"type": "adaptive"}` or `{"type": "disabled"}`; beside it the standard
+  `reasoning_effort` (`none`/`minimal`/`low`/`medium`/`high`/`xhigh`).
+- message (request and answer) `reasoning_content`: the reasoning text (the de-facto field of
+  OpenAI-compatible servers: DeepSeek, vLLM, SGLang); `thinking_blocks`: the signed blocks,
+  `{"type": "thinking", "thinking", "signature"}` or `{"type": "redacted_thinking", "data"}`.
+  A Gemini thought signature is a thinking block whose `signature` starts with `gemini:`.
+- stream delta `reasoning_content`, `reasoning_signature` (closes the thinking block before
+  it), `redacted_reasoning` (a redacted block's data).
+- choice `stop_sequence` (the matched stop sequence) and `stop_reason` (a provider's own stop
+  reason the finish reason cannot say: `pause_turn`, `refusal`).
+- usage `cache_creation_input_tokens` (cache writes, part of `prompt_tokens`).
+
+`HUB_ONLY_REQUEST` and `HUB_ONLY_MESSAGE` are the names no OpenAI backend knows: the OpenAI
+provider removes them before sending (`strip_for_openai`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+THINKING = "thinking"
+REASONING_CONTENT = "reasoning_content"
+THINKING_BLOCKS = "thinking_blocks"
+REASONING_SIGNATURE = "reasoning_signature"
+REDACTED_REASONING = "redacted_reasoning"
+STOP_SEQUENCE = "stop_sequence"
+STOP_REASON = "stop_reason"
+CACHE_WRITE = "cache_creation_input_tokens"
+GEMINI_SIGNATURE = "gemini:"
+"""Prefix of a Gemini `thoughtSignature` carried as a thinking block's signature."""
+
+HUB_ONLY_REQUEST = frozenset({THINKING})
+HUB_ONLY_MESSAGE = frozenset({THINKING_BLOCKS, "reasoning_items"})
+
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000}
+"""`reasoning_effort` as a thinking budget (tokens), for backends that take a budget."""
+MIN_BUDGET = 1024
+"""Anthropic's smallest `budget_tokens`."""
+
+
+def budget_effort(budget: int) -> str:
+    """The `reasoning_effort` nearest a thinking budget (rounded up)."""
+    for effort, tokens in EFFORT_BUDGETS.items():
+        if budget <= tokens and effort != "minimal":
+            return effort
+    return "xhigh"
+
+
+def thinking_from_effort(effort: Any, max_tokens: int | None = None) -> dict[str, Any] | None:
+    """A hub `thinking` for a `reasoning_effort`; None when it asks for none that fits."""
+    if effort == "none":
+        return {"type": "disabled"}
+    budget = EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        return None
+    if max_tokens is not None:
+        budget = min(budget, max_tokens - 1)
+    return {"type": "enabled", "budget_tokens": budget} if budget >= MIN_BUDGET else None
+
+
+def effort_from_thinking(thinking: Any) -> str | None:
+    """The `reasoning_effort` for a hub `thinking` (adaptive thinking is `medium`)."""
+    if not isinstance(thinking, dict):
+        return None
+    kind = thinking.get("type")
+    if kind == "disabled":
+        return "none"
+    if kind == "adaptive":
+        return "medium"
+    budget = thinking.get("budget_tokens")
+    if kind == "enabled" and isinstance(budget, int) and not isinstance(budget, bool):
+        return budget_effort(budget)
+    return None
+
+
+def reasoning_text(blocks: Any) -> str:
+    """The thinking text of hub thinking blocks, joined."""
+    if not isinstance(blocks, list):
+        return ""
+    return "".join(
+        b["thinking"] for b in blocks if isinstance(b, dict) and isinstance(b.get("thinking"), str)
+    )
+
+
+def strip_for_openai(body: dict[str, Any], *, reasoning: bool = True) -> dict[str, Any]:
+    """The body without hub-only fields (a copy when there were any): `thinking` becomes
+    `reasoning_effort` when that is not set; messages lose `thinking_blocks` (their text
+    stays as `reasoning_content`, which OpenAI-compatible servers read back, unless
+    `reasoning` is False: OpenAI's own API does not take it)."""
+    dropped = HUB_ONLY_MESSAGE if reasoning else HUB_ONLY_MESSAGE | {REASONING_CONTENT}
+    out = body
+    if any(name in body for name in HUB_ONLY_REQUEST):
+        out = {k: v for k, v in body.items() if k not in HUB_ONLY_REQUEST}
+        effort = effort_from_thinking(body.get(THINKING))
+        if effort not in (None, "none") and "reasoning_effort" not in out:
+            out["reasoning_effort"] = effort
+    messages = body.get("messages")
+    if isinstance(messages, list) and any(_has(m, dropped) for m in messages):
+        out = out if out is not body else dict(body)
+        out["messages"] = [
+            _openai_message(m, dropped, reasoning) if _has(m, dropped) else m for m in messages
+        ]
+    return out
+
+
+def _has(message: Any, names: frozenset[str]) -> bool:
+    return isinstance(message, dict) and not names.isdisjoint(message)
+
+
+def _openai_message(
+    message: dict[str, Any], dropped: frozenset[str], reasoning: bool
+) -> dict[str, Any]:
+    out = {k: v for k, v in message.items() if k not in dropped}
+    text = reasoning_text(message.get(THINKING_BLOCKS))
+    if reasoning and REASONING_CONTENT not in out and text:
+        out[REASONING_CONTENT] = text
+    return out
