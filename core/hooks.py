@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -94,12 +95,18 @@ class Hooks:
         return None
 
     async def admit(self, ctx: RequestContext, attempt: Attempt | None) -> None:
-        results = list(self._hook.modelway_admit(ctx=ctx, attempt=attempt))
-        try:
-            while results:
-                await _resolved(results.pop(0))
-        finally:
-            _close(results)
+        """Every admission runs at once, so that what they reserve in the state store goes in
+        one round trip (the store batches one event-loop turn); a refusal is the first in hook
+        order, and what the others took is settled when the request is done."""
+        pending = [r for r in self._hook.modelway_admit(ctx=ctx, attempt=attempt)
+                   if inspect.isawaitable(r)]
+        if len(pending) == 1:
+            await pending[0]
+        elif pending:
+            outcomes = await asyncio.gather(*pending, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
 
     def request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:
         self._hook.modelway_request_done(ctx=ctx, record=record)

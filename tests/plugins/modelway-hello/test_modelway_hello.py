@@ -11,6 +11,8 @@ import json
 
 import openai
 
+from modelway.testing.wait import wait_until
+
 
 def config(upstream_url: str, log: str, hello: dict[str, str] | None) -> dict[str, object]:
     plugins: dict[str, object] = {"openai": None, "access_log": {"path": log}}
@@ -39,6 +41,9 @@ def test_header_upstream_and_greeting_in_the_access_log(
     assert answer.choices[0].message.content == "echo: hi"
     assert streamed == "echo: a b"
     assert [r.headers.get("x-hello") for r in openai_upstream.received] == ["abc", "abc"]
+    # A stream's record is written once the gateway has finished the flow, which may be just
+    # after the client read the last event.
+    wait_until(lambda: len(log.read_text().splitlines()) >= 2, what="both access-log records")
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(r["status"], r["stream"], r["hello"]) for r in records] == [
         (200, False, "hello"),
