@@ -135,7 +135,11 @@ class GeminiAPI(IngressAPI):
             raise GatewayError(
                 400, "this endpoint is passed through to Gemini backends only", code="unsupported"
             )
-        request = to_openai_request(call.body, call.model, call.stream)
+        body = call.body
+        if call.wire == GEMINI_COUNT_TOKENS:  # a count of a whole generateContentRequest
+            inner = get(body, "generateContentRequest")
+            body = inner if isinstance(inner, dict) else body
+        request = to_openai_request(body, call.model, call.stream)
         return CanonicalRequest(call.operation, call.model, request, call.stream, True)
 
     def encode_response(self, ctx: RequestContext, response: CanonicalResponse) -> bytes:
