@@ -101,7 +101,7 @@ def stream_bytes(message: dict[str, Any]) -> list[bytes]:
 # --------------------------------------------------------------------------- request checks
 
 _SAMPLING = {"temperature", "top_p", "top_k"}
-_BLOCKS = {"text", "image", "document", "tool_use", "tool_result"}
+_BLOCKS = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
 
 
 def request_problems(body: Any, known_fields: set[str] | frozenset[str]) -> list[str]:
