@@ -11,6 +11,8 @@ Gemini and OpenAI servers of `modelway.testing`, which record what they receive.
 
 from __future__ import annotations
 
+import http.client
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,7 +143,9 @@ def count_gemini(gateway: RunningGateway, model: str) -> tuple[int, Any]:
 def test_anthropic_backend_counts_the_clients_own_body(gateway, up, beta):
     count, headers = count_messages(gateway, "claude-sonnet-4-5", beta)
     (received,) = up["ant"].received
-    assert received.path == "/v1/messages/count_tokens" + ("?beta=true" if beta else "")
+    # anthropic 0.x sends the beta count with ?beta=true, 2.x without it
+    assert received.path in ("/v1/messages/count_tokens", "/v1/messages/count_tokens?beta=true")
+    assert beta or received.path == "/v1/messages/count_tokens"
     assert received.json == {
         "model": "claude-up",
         "system": SYSTEM,
@@ -220,3 +224,25 @@ def test_other_backends_answer_a_gemini_estimate(gateway, up, model):
     body = {"contents": [{"parts": [{"text": ASK}], "role": "user"}]}
     assert count == tokens.estimate_gemini(body) > 0
     assert headers[HEADER] == "estimate"
+
+
+def test_beta_query_passes_to_an_anthropic_backend_and_counts_elsewhere(gateway, up):
+    headers = {"x-api-key": CLIENT_KEY, "content-type": "application/json"}
+    headers["anthropic-version"] = "2023-06-01"
+    for model, estimated in (("claude-x", False), ("gpt-4o", True)):
+        body = json.dumps({"model": model, "messages": MESSAGES}).encode()
+        connection = http.client.HTTPConnection(gateway.host, gateway.port, timeout=10)
+        try:
+            connection.request("POST", "/v1/messages/count_tokens?beta=true", body, headers)
+            answer = connection.getresponse()
+            data = json.loads(answer.read())
+            assert answer.status == 200
+            assert (answer.getheader(HEADER) == "estimate") is estimated
+        finally:
+            connection.close()
+        if estimated:
+            assert data == {"input_tokens": tokens.estimate_messages(json.loads(body))}
+        else:
+            (received,) = up["ant"].received
+            assert received.path == "/v1/messages/count_tokens?beta=true"
+            assert data == {"input_tokens": fake_anthropic.count_for(received.json)}
