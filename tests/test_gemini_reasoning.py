@@ -20,7 +20,7 @@ from google.genai import types
 
 from modelway.plugins.ingress.gemini import GeminiStreamEncoder
 from modelway.plugins.ingress.gemini.reasoning import Thoughts, hub_reasoning
-from modelway.testing.fake_anthropic import AnthropicMessages, _message
+from modelway.testing.fake_anthropic import AnthropicMessages, _message, stream_bytes
 from modelway.testing.gateway import RunningGateway, run_gateway
 from modelway.testing.upstreams import Reply, UpstreamServer
 
@@ -48,7 +48,10 @@ def thinking_then_tool(body: dict[str, Any]) -> Reply | None:
         {"type": "thinking", "thinking": THOUGHT, "signature": SIGNATURE},
         {"type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": {"city": "Paris"}},
     ]
-    return Reply(body=json.dumps(_message(body, content, "tool_use")).encode())
+    message = _message(body, content, "tool_use")
+    if body.get("stream"):
+        return Reply(headers={"content-type": "text/event-stream"}, chunks=stream_bytes(message))
+    return Reply(body=json.dumps(message).encode())
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +81,46 @@ def gateway(tmp_path_factory, ant: UpstreamServer) -> Iterator[RunningGateway]:
         yield gw
 
 
+def sdk(gateway: RunningGateway) -> genai.Client:
+    options = types.HttpOptions(base_url=gateway.url, api_version="v1beta")
+    return gateway.resource("genai", lambda: genai.Client(api_key=CLIENT_KEY, http_options=options))
+
+
+CONFIG = types.GenerateContentConfig(
+    thinking_config=types.ThinkingConfig(thinking_budget=2048, include_thoughts=True),
+    tools=[types.Tool(function_declarations=[WEATHER])],
+    automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+)
+ASK = types.Content(role="user", parts=[types.Part(text="Weather in Paris?")])
+
+
+def test_streamed_thoughts_go_back_as_one_signed_block(gateway, ant):
+    ant.received.clear()
+    client = sdk(gateway)
+    chunks = list(
+        client.models.generate_content_stream(model="gemini-2.5-pro", contents=[ASK], config=CONFIG)
+    )
+    assert ant.received[0].json["stream"] is True
+    parts = [p for c in chunks if c.candidates for p in (c.candidates[0].content.parts or [])]
+    thoughts = [p for p in parts if p.thought]
+    assert "".join(p.text or "" for p in thoughts) == THOUGHT
+    assert [p.function_call.name for p in parts if p.function_call] == ["get_weather"]
+    turn = types.Content(role="model", parts=parts)
+    result = types.Part.from_function_response(name="get_weather", response={"temp": "18C"})
+    client.models.generate_content(
+        model="gemini-2.5-pro",
+        contents=[ASK, turn, types.Content(role="user", parts=[result])],
+        config=CONFIG,
+    )
+    blocks = ant.received[1].json["messages"][1]["content"]
+    assert blocks[0] == {"type": "thinking", "thinking": THOUGHT, "signature": SIGNATURE}
+    assert [b["type"] for b in blocks] == ["thinking", "tool_use"]
+
+
 def test_gemini_sdk_thinking_round_trip_through_an_anthropic_backend(gateway, ant):
     ant.received.clear()
-    options = types.HttpOptions(base_url=gateway.url, api_version="v1beta")
-    client = gateway.resource(
-        "genai", lambda: genai.Client(api_key=CLIENT_KEY, http_options=options)
-    )
-    config = types.GenerateContentConfig(
-        thinking_config=types.ThinkingConfig(thinking_budget=2048, include_thoughts=True),
-        tools=[types.Tool(function_declarations=[WEATHER])],
-        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-    )
-    ask = types.Content(role="user", parts=[types.Part(text="Weather in Paris?")])
+    client = sdk(gateway)
+    config, ask = CONFIG, ASK
     first = client.models.generate_content(model="gemini-2.5-pro", contents=[ask], config=config)
     sent = ant.received[0].json
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048}

@@ -78,6 +78,11 @@ def _block_events(index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
         opening: dict[str, Any] = {"type": "text", "text": ""}
         pieces = _pieces(block["text"], " ")
         deltas = [{"type": "text_delta", "text": piece} for piece in pieces]
+    elif block["type"] == "thinking":
+        opening = {"type": "thinking", "thinking": ""}
+        pieces = _pieces(block["thinking"], " ")
+        deltas = [{"type": "thinking_delta", "thinking": piece} for piece in pieces]
+        deltas.append({"type": "signature_delta", "signature": block["signature"]})
     else:
         opening = {**block, "input": {}}
         pieces = _pieces(json.dumps(block["input"]), ", ")
