@@ -19,6 +19,7 @@ from modelway import tokens
 from modelway.attempts import attempt_model
 from modelway.canonical import CanonicalResponse, Operation
 from modelway.context import RequestContext
+from modelway.errors import bad_request
 from modelway.extension import Provider
 from modelway.replies import Reply, reply
 from modelway.wire import ANTHROPIC_COUNT_TOKENS, GEMINI_COUNT_TOKENS, Call
@@ -39,7 +40,10 @@ def estimate(call: Call) -> int:
     if call.wire == ANTHROPIC_COUNT_TOKENS:
         return tokens.estimate_messages(call.body)
     if call.wire == GEMINI_COUNT_TOKENS:
-        return tokens.estimate_gemini(gemini_counted(call.body))
+        counted = gemini_counted(call.body)
+        if not counted.get("contents"):  # as Gemini itself (and the hub translation) answers
+            raise bad_request("contents must hold at least one content", param="contents")
+        return tokens.estimate_gemini(counted)
     return tokens.count_text(call.raw.decode("utf-8", "replace"), call.model)
 
 
@@ -61,7 +65,7 @@ async def estimate_reply(ctx: RequestContext) -> Reply | None:
     if counts_itself(attempt.backend.provider, call, attempt_model(ctx, attempt)):
         return None
     # The first use of the tokenizer loads its vocabulary: off the event loop.
-    count = await asyncio.to_thread(estimate, call)
+    count = await asyncio.to_thread(estimate, call)  # a bad body raises its 400 here
     body = ctx.api.encode_response(ctx, CanonicalResponse({"input_tokens": count}))
     answer = reply(ctx, 200, body, "application/json")
     answer.headers[COUNT_HEADER] = ESTIMATE

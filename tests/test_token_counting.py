@@ -246,3 +246,20 @@ def test_beta_query_passes_to_an_anthropic_backend_and_counts_elsewhere(gateway,
             (received,) = up["ant"].received
             assert received.path == "/v1/messages/count_tokens?beta=true"
             assert data == {"input_tokens": fake_anthropic.count_for(received.json)}
+
+
+def test_a_gemini_count_without_contents_is_a_google_400(gateway, up):
+    for model in ("gpt-4o", "claude-x"):
+        connection = http.client.HTTPConnection(gateway.host, gateway.port, timeout=10)
+        try:
+            path = f"/v1beta/models/{model}:countTokens"
+            headers = {"x-goog-api-key": CLIENT_KEY, "content-type": "application/json"}
+            connection.request("POST", path, b"{}", headers)
+            answer = connection.getresponse()
+            error = json.loads(answer.read())["error"]
+        finally:
+            connection.close()
+        assert answer.status == 400
+        assert error["status"] == "INVALID_ARGUMENT" and "contents" in error["message"]
+        assert answer.getheader(HEADER) is None
+    assert all(not server.received for server in up.values())
