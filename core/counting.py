@@ -63,6 +63,12 @@ async def estimate_reply(ctx: RequestContext) -> Reply | None:
         return None
     attempt = plan.attempts[0]
     if counts_itself(attempt.backend.provider, call, attempt_model(ctx, attempt)):
+        # Failover only to backends that count too: a count is never half real, half guessed.
+        plan.attempts = [
+            a
+            for a in plan.attempts
+            if counts_itself(a.backend.provider, call, attempt_model(ctx, a))
+        ]
         return None
     # The first use of the tokenizer loads its vocabulary: off the event loop.
     count = await asyncio.to_thread(estimate, call)  # a bad body raises its 400 here

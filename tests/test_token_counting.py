@@ -27,7 +27,7 @@ from modelway.testing.fake_anthropic import AnthropicMessages
 from modelway.testing.fake_gemini import gemini_behavior
 from modelway.testing.fake_openai import openai_behavior
 from modelway.testing.gateway import RunningGateway, run_gateway
-from modelway.testing.upstreams import UpstreamServer
+from modelway.testing.upstreams import Received, Reply, UpstreamServer
 
 CLIENT_KEY = "mw-client-count-3f"
 ANTHROPIC_KEY = "sk-ant-gateway"
@@ -55,14 +55,19 @@ TOOLS: list[Any] = [
 ASK = "How many tokens is this sentence?"
 
 
+def overloaded(received: Received) -> Reply:
+    return fake_anthropic.error_reply(529, "overloaded_error", "Overloaded")
+
+
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, UpstreamServer]]:
     with (
         UpstreamServer(AnthropicMessages(api_key=ANTHROPIC_KEY)) as ant,
         UpstreamServer(gemini_behavior()) as gem,
         UpstreamServer(openai_behavior) as oai,
+        UpstreamServer(overloaded) as down,
     ):
-        yield {"ant": ant, "gem": gem, "oai": oai}
+        yield {"ant": ant, "gem": gem, "oai": oai, "down": down}
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +90,22 @@ def gateway(tmp_path_factory, servers: dict[str, UpstreamServer]) -> Iterator[Ru
             },
             "oai": {"provider": "openai", "base_url": servers["oai"].url, "api_key": OPENAI_KEY},
             "mock": {"provider": "mock", "chunk_delay_ms": 0},
+            "down": {
+                "provider": "anthropic",
+                "base_url": servers["down"].url.removesuffix("/v1"),
+                "api_key": ANTHROPIC_KEY,
+            },
         },
         "routes": [
             {"match": {"model": "claude-*"}, "backend": "ant"},
             {"match": {"model": "gemini-*"}, "backend": "gem"},
             {"match": {"model": "gpt-*"}, "backend": "oai"},
             {"match": {"model": "mock-*"}, "backend": "mock"},
+            {
+                "match": {"model": "failing-*"},
+                "backend": "down",
+                "failover": {"groups": [["oai"], ["gem"]], "max_attempts": 3},
+            },
         ],
     }
     with run_gateway(config, directory=tmp_path_factory.mktemp("counting")) as gw:
@@ -263,3 +278,13 @@ def test_a_gemini_count_without_contents_is_a_google_400(gateway, up):
         assert error["status"] == "INVALID_ARGUMENT" and "contents" in error["message"]
         assert answer.getheader(HEADER) is None
     assert all(not server.received for server in up.values())
+
+
+def test_a_count_fails_over_only_to_backends_that_count(gateway, up):
+    count, headers = count_messages(gateway, "failing-model")
+    assert [r.path for r in up["down"].received] == ["/v1/messages/count_tokens"]
+    assert not up["oai"].received  # cannot count: skipped, never estimated
+    (received,) = up["gem"].received
+    assert received.path == "/v1beta/models/gemini-up:countTokens"
+    assert count == fake_gemini.count_for(received.json)
+    assert HEADER not in headers
