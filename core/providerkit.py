@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from modelway.canonical import CanonicalRequest, Operation
+from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.errors import GatewayError, bad_request, credentials_rejected, upstream_error
 from modelway.jsonx import dumps as dumps  # re-exported: the kit's JSON encoder
 from modelway.sse import SSEDecoder, SSEEvent
@@ -118,6 +118,12 @@ def as_str(value: Any) -> str | None:
 
 
 # --------------------------------------------------------------------------- requests
+
+
+def counted(body: bytes | str, field: str) -> CanonicalResponse:
+    """A token count answer (`input_tokens` or `totalTokens` in `field`) in canonical
+    shape: `{"input_tokens": n}`, which each ingress writes in its own API's shape."""
+    return CanonicalResponse({"input_tokens": as_int(answer_object(body).get(field))})
 
 
 def require_operation(

@@ -16,6 +16,7 @@ from modelway.answers import native_answer, translated_answer
 from modelway.attempts import NATIVE, Sent, open_upstream, read_failed
 from modelway.clients import basic_password
 from modelway.context import RequestContext
+from modelway.counting import estimate_reply
 from modelway.errors import GatewayError, not_found, upstream_error
 from modelway.extension import Transport
 from modelway.hubstream import HubStream
@@ -224,6 +225,9 @@ class RequestPath:
             )
 
     async def _send(self, ctx: RequestContext) -> Reply | StreamReply:
+        estimated = await estimate_reply(ctx)
+        if estimated is not None:
+            return estimated
         last: GatewayError | None = None
         while True:
             sent = await open_upstream(ctx, self.transport, last=last)

@@ -147,6 +147,7 @@ def test_request_as_the_sdk_writes_it():
             }
         ],
         "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "thinking": {"type": "disabled"},  # thinkingBudget 0
         "stream": True,
     }
 
@@ -205,6 +206,7 @@ def test_function_calls_and_responses_pair_by_name_in_order():
         {
             "role": "assistant",
             "content": None,
+            "reasoning_content": "thinking...",  # an unsigned thought: text, no block
             "tool_calls": [
                 {
                     "id": "call_1",

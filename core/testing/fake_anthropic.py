@@ -5,7 +5,8 @@ token, `anthropic-version`, known fields, no sampling fields with version 2026-1
 max_tokens, user/assistant alternation, tool_result blocks first and paired by id with the
 previous turn's tool_use blocks) and answers with a Message built from the request: a text
 answer quoting tool results, a tool call when tools are offered, or an echo; streamed as
-`message_start` / `content_block_*` / `message_delta` / `message_stop` when asked. Field
+`message_start` / `content_block_*` / `message_delta` / `message_stop` when asked.
+`/v1/messages/count_tokens` answers `input_tokens` (`count_for`), refusing other fields. Field
 names and event shapes follow Anthropic's Messages and Streaming references.
 """
 
@@ -17,6 +18,8 @@ from typing import Any
 
 from modelway.testing.upstreams import Received, Reply
 
+COUNT_PATH = "/v1/messages/count_tokens"
+
 MESSAGES_FIELDS = frozenset(
     {
         "model", "messages", "max_tokens", "system", "stop_sequences", "stream",
@@ -25,6 +28,16 @@ MESSAGES_FIELDS = frozenset(
     }
 )  # fmt: skip
 """The request fields of the Messages API reference (POST /v1/messages)."""
+COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
+)
+"""The request fields of POST /v1/messages/count_tokens (max_tokens is refused there)."""
+
+
+def count_for(body: dict[str, Any]) -> int:
+    """The fake's token count: one per 4 characters of the JSON of what is counted."""
+    counted = {k: body[k] for k in ("system", "messages", "tools") if k in body}
+    return 1 + len(json.dumps(counted, sort_keys=True)) // 4
 
 
 # --------------------------------------------------------------------------- wire helpers
@@ -65,6 +78,11 @@ def _block_events(index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
         opening: dict[str, Any] = {"type": "text", "text": ""}
         pieces = _pieces(block["text"], " ")
         deltas = [{"type": "text_delta", "text": piece} for piece in pieces]
+    elif block["type"] == "thinking":
+        opening = {"type": "thinking", "thinking": ""}
+        pieces = _pieces(block["thinking"], " ")
+        deltas = [{"type": "thinking_delta", "thinking": piece} for piece in pieces]
+        deltas.append({"type": "signature_delta", "signature": block["signature"]})
     else:
         opening = {**block, "input": {}}
         pieces = _pieces(json.dumps(block["input"]), ", ")
@@ -88,7 +106,7 @@ def stream_bytes(message: dict[str, Any]) -> list[bytes]:
 # --------------------------------------------------------------------------- request checks
 
 _SAMPLING = {"temperature", "top_p", "top_k"}
-_BLOCKS = {"text", "image", "document", "tool_use", "tool_result"}
+_BLOCKS = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
 
 
 def request_problems(body: Any, known_fields: set[str] | frozenset[str]) -> list[str]:
@@ -231,7 +249,8 @@ class AnthropicMessages:
         self.reply: Callable[[dict[str, Any]], Reply | None] | None = None
 
     def __call__(self, received: Received) -> Reply:
-        if received.method != "POST" or received.path.split("?")[0] != "/v1/messages":
+        path = received.path.split("?")[0]
+        if received.method != "POST" or path not in ("/v1/messages", COUNT_PATH):
             return error_reply(404, "not_found_error", f"no route {received.path}")
         if _api_key(received.headers) != self.api_key:
             return error_reply(401, "authentication_error", "invalid x-api-key")
@@ -239,6 +258,8 @@ class AnthropicMessages:
         if version not in VERSIONS:
             return error_reply(400, "invalid_request_error", "anthropic-version is required")
         body = received.json
+        if path == COUNT_PATH:
+            return self._count(body)
         problems = request_problems(body, self.known_fields)
         if version >= "2026-10-21":
             problems += [f"{key}: Extra inputs are not permitted" for key in _SAMPLING & set(body)]
@@ -247,6 +268,16 @@ class AnthropicMessages:
             return error_reply(400, "invalid_request_error", "; ".join(problems))
         scripted = self.reply(body) if self.reply else None
         return scripted or self.answer(body)
+
+    def _count(self, body: Any) -> Reply:
+        extra = sorted(set(body) - COUNT_FIELDS) if isinstance(body, dict) else ["body"]
+        problems = [f"{key}: Extra inputs are not permitted" for key in extra]
+        if isinstance(body, dict) and not body.get("messages"):
+            problems.append("messages: Field required")
+        if problems:
+            self.problems += problems
+            return error_reply(400, "invalid_request_error", "; ".join(problems))
+        return Reply(body=json.dumps({"input_tokens": count_for(body)}).encode())
 
     @staticmethod
     def answer(body: dict[str, Any]) -> Reply:

@@ -5,6 +5,7 @@ reference): a `functionResponse` in the last turn is answered with text quoting 
 with function declarations gets `functionCall`s, any other request gets an echo of the last
 user text. A user text containing "unsafe" ends with finishReason SAFETY and no content.
 Streams carry the same answer split into `data:` events (CRLF line ends, as Google sends).
+`:countTokens` answers `totalTokens` (`count_for`).
 """
 
 from __future__ import annotations
@@ -132,6 +133,22 @@ def api_key_check(key: str) -> Callable[[Received], Reply | None]:
     return check
 
 
+def count_for(request: dict[str, Any]) -> int:
+    """The fake's token count: one per 4 characters of the JSON of the contents (and the
+    system instruction and tools of a `generateContentRequest`)."""
+    inner = request.get("generateContentRequest") or {}
+    counted = [request.get("contents"), inner.get("contents")]
+    counted += [inner.get("systemInstruction"), inner.get("tools")]
+    return 1 + len(json.dumps(counted, sort_keys=True)) // 4
+
+
+def count_reply(request: Any) -> Reply:
+    """countTokens takes `contents` or a `generateContentRequest`, nothing else."""
+    if not isinstance(request, dict) or set(request) - {"contents", "generateContentRequest"}:
+        return google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+    return Reply(body=json.dumps({"totalTokens": count_for(request)}).encode())
+
+
 def gemini_behavior(
     prefix: str | None = None, authorized: Callable[[Received], Reply | None] | None = None
 ) -> Behavior:
@@ -143,7 +160,7 @@ def gemini_behavior(
     """
     start = r"/v1(?:beta)?/models/" if prefix is None else re.escape(prefix)
     pattern = re.compile(
-        start + r"(?P<model>[^/:?]+):(?P<method>generateContent|"
+        start + r"(?P<model>[^/:?]+):(?P<method>generateContent|countTokens|"
         r"streamGenerateContent\?alt=sse)"
     )
 
@@ -154,6 +171,8 @@ def gemini_behavior(
         denied = authorized(received) if authorized else None
         if denied is not None:
             return denied
+        if match["method"] == "countTokens":
+            return count_reply(received.json)
         plan = plan_for(received.json, match["model"])
         if match["method"].startswith("stream"):
             return Reply(headers=dict(SSE), chunks=sse_chunks(stream_events(plan)))

@@ -10,8 +10,9 @@ URL path. Field names are read in either of the spellings Google accepts (`maxOu
 or `max_output_tokens`). Other Gemini endpoints (`embedContent`, `cachedContents`, `files`
 ...) pass through to Gemini backends.
 
-What does not translate to other providers: `safetySettings`, `topK`, `thinkingConfig`,
-logprobs and speech settings are accepted and not forwarded; `cachedContent`, built-in tools
+`thinkingConfig` and thought parts become the hub's reasoning fields (`reasoning`). What
+does not translate to other providers: `safetySettings`, `topK`, logprobs and speech
+settings are accepted and not forwarded; `cachedContent`, built-in tools
 (Google Search, code execution, ...) and non-text response modalities are refused with a 400,
 since no backend behind the canonical form could honour them. This module is the
 `IngressAPI`; the pure translation is beside it (`request` with `options` and `fields`,
@@ -135,7 +136,11 @@ class GeminiAPI(IngressAPI):
             raise GatewayError(
                 400, "this endpoint is passed through to Gemini backends only", code="unsupported"
             )
-        request = to_openai_request(call.body, call.model, call.stream)
+        body = call.body
+        if call.wire == GEMINI_COUNT_TOKENS:  # a count of a whole generateContentRequest
+            inner = get(body, "generateContentRequest")
+            body = inner if isinstance(inner, dict) else body
+        request = to_openai_request(body, call.model, call.stream)
         return CanonicalRequest(call.operation, call.model, request, call.stream, True)
 
     def encode_response(self, ctx: RequestContext, response: CanonicalResponse) -> bytes:

@@ -14,6 +14,7 @@ from typing import Any
 from modelway.errors import bad_request
 from modelway.plugins.ingress.gemini.fields import get, list_at, object_at, string_at
 from modelway.plugins.ingress.gemini.options import generation_params, openai_tools, tool_choice
+from modelway.plugins.ingress.gemini.reasoning import Thoughts, hub_reasoning
 from modelway.providerkit import dumps
 
 JSON = dict[str, Any]
@@ -68,7 +69,9 @@ def to_openai_request(data: JSON, model: str, stream: bool) -> JSON:
     for index, content in enumerate(contents):
         messages.extend(_content_messages(content, f"contents[{index}]", calls))
     body: JSON = {"model": model, "messages": messages}
-    body.update(generation_params(get(data, "generationConfig")))
+    config = get(data, "generationConfig")
+    body.update(generation_params(config))
+    body.update(hub_reasoning(get(config, "thinkingConfig")))
     tools = openai_tools(get(data, "tools"))
     if tools:
         body["tools"] = tools
@@ -136,9 +139,10 @@ def _content_messages(content: Any, where: str, calls: _Calls) -> list[JSON]:
 def _model_message(parts: list[JSON], where: str, calls: _Calls) -> JSON | None:
     texts: list[str] = []
     tool_calls: list[JSON] = []
+    thoughts = Thoughts()
     calls.open = []
     for number, part in enumerate(parts):
-        if get(part, "thought") is True:
+        if thoughts.add(part):
             continue
         text = get(part, "text")
         call = get(part, "functionCall")
@@ -152,9 +156,10 @@ def _model_message(parts: list[JSON], where: str, calls: _Calls) -> JSON | None:
                 param=f"{where}.parts[{number}]",
             )
     text = "".join(texts)
-    if not text and not tool_calls:
+    reasoning = thoughts.fields()
+    if not text and not tool_calls and not reasoning:
         return None
-    message: JSON = {"role": "assistant", "content": text or None}
+    message: JSON = {"role": "assistant", "content": text or None, **reasoning}
     if tool_calls:
         message["tool_calls"] = tool_calls
     return message

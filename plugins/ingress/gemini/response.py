@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from modelway.plugins.ingress.gemini.reasoning import thought_parts
 from modelway.providerkit import as_int, loads_or_none
 
 JSON = dict[str, Any]
@@ -81,7 +82,7 @@ def _arguments(raw: Any) -> JSON:
 def message_parts(message: Any) -> list[JSON]:
     if not isinstance(message, dict):
         return []
-    parts: list[JSON] = []
+    parts: list[JSON] = thought_parts(message)
     if text := text_of(message.get("content")) or text_of(message.get("refusal")):
         parts.append({"text": text})
     for call in message.get("tool_calls") or []:

@@ -7,6 +7,7 @@ from typing import Any
 
 from modelway.errors import GatewayError
 from modelway.plugins.ingress.gemini.errors import error_object
+from modelway.plugins.ingress.gemini.reasoning import delta_parts
 from modelway.plugins.ingress.gemini.response import (
     finish_reason,
     function_call_part,
@@ -83,10 +84,12 @@ class GeminiStreamEncoder:
                 _gather(state.calls, call)
         if choice.get("finish_reason"):
             state.finish = finish_reason(choice["finish_reason"])
-        text = text_of(delta.get("content")) or text_of(delta.get("refusal"))
-        if not text:
+        parts = delta_parts(delta)
+        if text := text_of(delta.get("content")) or text_of(delta.get("refusal")):
+            parts.append({"text": text})
+        if not parts:
             return b""
-        return sse(self._event([{"content": _model_content([{"text": text}]), "index": index}]))
+        return sse(self._event([{"content": _model_content(parts), "index": index}]))
 
     def _final(self) -> bytes:
         self.finished = True

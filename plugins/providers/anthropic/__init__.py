@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelway import hookimpl
-from modelway.canonical import CanonicalRequest, CanonicalResponse, UpstreamRequest
+from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation, UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
@@ -28,7 +28,7 @@ from modelway.plugins.providers.anthropic.errors import error_from_body
 from modelway.plugins.providers.anthropic.request import DEFAULT_VERSION, request_to_anthropic
 from modelway.plugins.providers.anthropic.response import parse_message
 from modelway.plugins.providers.anthropic.stream import AnthropicStreamDecoder
-from modelway.providerkit import dumps, parse_error, request_key, require_operation
+from modelway.providerkit import counted, dumps, parse_error, request_key, require_operation
 from modelway.wire import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, PASSTHROUGH, Call
 
 NATIVE = frozenset({ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS, PASSTHROUGH})
@@ -38,6 +38,8 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 SAMPLING_REMOVED = "2026-10-21"
 """The first `anthropic-version` without temperature, top_p and top_k."""
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k")
+COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
+"""What a translated count request keeps (count_tokens refuses max_tokens and sampling)."""
 
 
 class AnthropicOptions(BaseModel):
@@ -64,6 +66,7 @@ class AnthropicOptions(BaseModel):
 
 class AnthropicProvider(Provider):
     options: AnthropicOptions
+    operations = frozenset({Operation.CHAT, Operation.COUNT_TOKENS})
 
     def __init__(self, backend: BackendConfig, options: BaseModel | None) -> None:
         super().__init__(backend, options or AnthropicOptions())
@@ -117,20 +120,26 @@ class AnthropicProvider(Provider):
         return dict.fromkeys(dropped)
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
-        require_operation(request, self.backend)
+        require_operation(request, self.backend, self.operations)
         body = request_to_anthropic(
             request.body,
             default_max_tokens=self.options.default_max_tokens,
             sampling=self.options.sends_sampling,
         )
         headers = {**self._static_headers, **self._auth(ctx)}
-        if request.stream:
+        url = self.url
+        if request.operation is Operation.COUNT_TOKENS:
+            body = {k: body[k] for k in COUNT_FIELDS if k in body}
+            url += "/count_tokens"
+        elif request.stream:
             headers["accept"] = "text/event-stream"
-        return UpstreamRequest("POST", self.url, headers, dumps(body), self.backend.timeout_seconds)
+        return UpstreamRequest("POST", url, headers, dumps(body), self.backend.timeout_seconds)
 
     def parse_response(
         self, ctx: RequestContext, request: CanonicalRequest, status: int, body: bytes
     ) -> CanonicalResponse:
+        if request.operation is Operation.COUNT_TOKENS:
+            return counted(body, "input_tokens")
         return parse_message(status, body)
 
     def stream_decoder(

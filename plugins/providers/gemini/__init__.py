@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelway import hookimpl
-from modelway.canonical import CanonicalRequest, CanonicalResponse, UpstreamRequest
+from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation, UpstreamRequest
 from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
@@ -24,7 +24,7 @@ from modelway.plugins.providers.gemini.errors import error_from_google, is_auth_
 from modelway.plugins.providers.gemini.request import method_name, model_path, to_gemini_request
 from modelway.plugins.providers.gemini.response import ResponseMeta, parse_gemini_answer
 from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
-from modelway.providerkit import dumps, parse_error, request_key, require_operation
+from modelway.providerkit import counted, dumps, parse_error, request_key, require_operation
 from modelway.wire import GEMINI_COUNT_TOKENS, GEMINI_GENERATE, PASSTHROUGH, Call
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -60,8 +60,13 @@ def parse_google_error(
     )
 
 
+COUNTED = ("contents", "systemInstruction", "tools", "toolConfig")
+"""What a translated countTokens request counts, inside its `generateContentRequest`."""
+
+
 class GeminiProvider(Provider):
     options: GeminiOptions
+    operations = frozenset({Operation.CHAT, Operation.COUNT_TOKENS})
 
     def __init__(self, backend: BackendConfig, options: BaseModel | None) -> None:
         super().__init__(backend, options or GeminiOptions())
@@ -100,18 +105,26 @@ class GeminiProvider(Provider):
         return f"{self.base}/{version}/models"
 
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
-        require_operation(request, self.backend)
-        url = f"{self.models_url}/{model_path(request.model)}:{method_name(request.stream)}"
+        require_operation(request, self.backend, self.operations)
+        counting = request.operation is Operation.COUNT_TOKENS
+        method = "countTokens" if counting else method_name(request.stream)
+        url = f"{self.models_url}/{model_path(request.model)}:{method}"
         headers = {"content-type": "application/json", **self.backend.headers}
         key = request_key(ctx, self.backend)
         if key:
             headers["x-goog-api-key"] = key
-        body = dumps(to_gemini_request(request.body))
-        return UpstreamRequest("POST", url, headers, body, self.backend.timeout_seconds)
+        body = to_gemini_request(request.body)
+        if counting:  # countTokens takes a whole generateContentRequest, or contents only
+            inner = {k: body[k] for k in COUNTED if k in body}
+            name = f"models/{request.model.removeprefix('models/')}"
+            body = {"generateContentRequest": {"model": name, **inner}}
+        return UpstreamRequest("POST", url, headers, dumps(body), self.backend.timeout_seconds)
 
     def parse_response(
         self, ctx: RequestContext, request: CanonicalRequest, status: int, body: bytes
     ) -> CanonicalResponse:
+        if request.operation is Operation.COUNT_TOKENS:
+            return counted(body, "totalTokens")
         return parse_gemini_answer(status, body, response_meta(ctx, request))
 
     def stream_decoder(self, ctx: RequestContext, request: CanonicalRequest) -> GeminiStreamDecoder:
