@@ -137,14 +137,16 @@ class StreamBody:
         async with timeouts.before(self.sent.deadline):
             async for data in self.sent.response.iter_chunks():
                 out = await source.feed(data)
+                if source.usage is not None:
+                    self.ctx.usage = source.usage  # before the client can see the end
+                if getattr(source, "complete", False) and source.error is None:
+                    # the end event goes to the client now: its closing after is no failure
+                    self.ctx.answered = True
                 if out:
                     self._first_byte()
                     await write(out)
                 if source.error is not None:
                     raise source.error
-                if getattr(source, "complete", False):
-                    # the end event reached the client: its closing now is no failure
-                    self.ctx.answered = True
         out = await source.close()
         if out:
             self._first_byte()
