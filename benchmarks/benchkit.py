@@ -6,16 +6,19 @@ this module times anything on its own.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 HOST = "127.0.0.1"
 
@@ -150,3 +153,46 @@ def percentile(ordered: list[float], pct: float) -> float | None:
         return None
     rank = max(1, -(-len(ordered) * pct // 100))  # nearest-rank method
     return ordered[int(rank) - 1]
+
+
+def take_request(buffer: bytearray) -> bytes | None:
+    """The body of the first whole HTTP/1.1 request in `buffer` (removed from it), or None
+    while it is still incomplete (a Content-Length body; enough for the benchmarks' clients)."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    length = 0
+    for line in bytes(buffer[:end]).lower().split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    if len(buffer) < end + 4 + length:
+        return None
+    body = bytes(buffer[end + 4 : end + 4 + length])
+    del buffer[: end + 4 + length]
+    return body
+
+
+def asks_stream(body: bytes) -> bool:
+    """Whether a JSON request body asks for a stream."""
+    return b'"stream":true' in body.replace(b" ", b"")
+
+
+def load_main(
+    doc: str,
+    benchmark: Callable[[argparse.Namespace, Any], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    argv: list[str] | None = None,
+) -> int:
+    """The command line the wrk-driven throughput benchmarks share: run, then print the
+    report (rendered, or as JSON with --json)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    report = benchmark(args, sys.stderr)
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0

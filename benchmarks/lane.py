@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import HOST, Server, executable, free_port
+from benchkit import HOST, Server, asks_stream, executable, free_port, take_request
 from responses import ChatUpstream, _reply, measure
 
 LANES = ("lane", "hub")
@@ -74,19 +74,10 @@ class LaneUpstream(ChatUpstream):
         if not bytes(self.buffer[:32]).startswith(b"POST /v1/messages"):
             return super()._answer_one()
         assert self.transport is not None
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
+        body = take_request(self.buffer)
+        if body is None:
             return False
-        length = 0
-        for line in bytes(self.buffer[:end]).lower().split(b"\r\n"):
-            if line.startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        if len(self.buffer) < end + 4 + length:
-            return False
-        body = bytes(self.buffer[end + 4 : end + 4 + length])
-        del self.buffer[: end + 4 + length]
-        streamed = b'"stream":true' in body.replace(b" ", b"")
-        self.transport.write(self.MESSAGES_STREAM if streamed else self.MESSAGES_WHOLE)
+        self.transport.write(self.MESSAGES_STREAM if asks_stream(body) else self.MESSAGES_WHOLE)
         return True
 
 

@@ -16,7 +16,6 @@ time per request, which other users' load moves far less than throughput. It ass
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -32,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchkit import HOST, Server, executable, free_port, process_cpu
+from benchkit import HOST, Server, executable, free_port, load_main, process_cpu
 from load import CHAT_PATH, REQUEST_BODY, REQUEST_HEADERS, Phase, Target, _check_answers, _measure
 
 CPU: dict[str, list[float]] = {}
@@ -235,17 +234,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--timeout", type=float, default=10.0)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    report = benchmark(args, sys.stderr)
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+    return load_main(__doc__ or "", benchmark, render, argv)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchkit import asks_stream, take_request
 from benchkit import executable as _executable
 from benchkit import free_port as _free_port
 from benchkit import process_cpu as _process_cpu
@@ -74,19 +75,10 @@ class ChatUpstream(UpstreamProtocol):
 
     def _answer_one(self) -> bool:
         assert self.transport is not None
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
+        body = take_request(self.buffer)
+        if body is None:
             return False
-        length = 0
-        for line in bytes(self.buffer[:end]).lower().split(b"\r\n"):
-            if line.startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        if len(self.buffer) < end + 4 + length:
-            return False
-        body = bytes(self.buffer[end + 4 : end + 4 + length])
-        del self.buffer[: end + 4 + length]
-        streamed = b'"stream":true' in body.replace(b" ", b"")
-        self.transport.write(self.STREAM if streamed else self.WHOLE)
+        self.transport.write(self.STREAM if asks_stream(body) else self.WHOLE)
         return True
 
 
