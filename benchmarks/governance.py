@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,15 +32,14 @@ from benchkit import executable as _executable
 from benchkit import free_port as _free_port
 from benchkit import load_main
 from load import (
-    CHAT_PATH,
     HOST,
-    REQUEST_BODY,
     REQUEST_HEADERS,
     Phase,
     Server,
     Target,
     _check_answers,
     _measure,
+    wrk_chat,
 )
 
 GOVERNANCE_GOAL = 0.85
@@ -75,31 +73,11 @@ def _config(upstream: int, governance: bool, redis: str | None) -> str:
     )
 
 
-def _wrk(port: int, seconds: float, concurrency: int, workdir: Path) -> dict[str, Any]:
-    script = workdir / "post.lua"
-    body = REQUEST_BODY.decode().replace("\\", "\\\\").replace('"', '\\"')
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f'wrk.body = "{body}"\n'
-        'wrk.headers["content-type"] = "application/json"\n'
-        f'wrk.headers["authorization"] = "{REQUEST_HEADERS["authorization"]}"\n'
-    )
-    done = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{seconds:g}s", "-s", str(script),
-         f"http://{HOST}:{port}{CHAT_PATH}"],
-        capture_output=True, text=True, timeout=seconds + 60, check=False,
-    )  # fmt: skip
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
-    return {"rps": float(rate.group(1)) if rate else 0.0,
-            "errors": int(errors.group(1)) if errors else 0}
-
-
 def _measure_one(target: Target, upstream: Server, args: argparse.Namespace,
                  workdir: Path) -> None:
     if shutil.which("wrk"):
-        _wrk(target.port, min(args.warmup, 1.0) or 0.5, args.concurrency, workdir)  # warm-up
-        result = _wrk(target.port, args.seconds, args.concurrency, workdir)
+        wrk_chat(target.port, min(args.warmup, 1.0) or 0.5, args.concurrency, workdir)  # warm-up
+        result = wrk_chat(target.port, args.seconds, args.concurrency, workdir)
         target.load.round_rps.append(result["rps"])
         target.load.errors["non-2xx"] = target.load.errors.get("non-2xx", 0) + result["errors"]
     else:

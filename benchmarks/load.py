@@ -27,6 +27,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -703,6 +704,27 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(render(report))
     return 0
+
+
+def wrk_chat(port: int, seconds: float, concurrency: int, workdir: Path) -> dict[str, Any]:
+    """One wrk run of chat completions (load.py's request) at `port`: req/s and non-2xx."""
+    script = workdir / "post.lua"
+    body = REQUEST_BODY.decode().replace("\\", "\\\\").replace('"', '\\"')
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f'wrk.body = "{body}"\n'
+        'wrk.headers["content-type"] = "application/json"\n'
+        f'wrk.headers["authorization"] = "{REQUEST_HEADERS["authorization"]}"\n'
+    )
+    done = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{seconds:g}s", "-s", str(script),
+         f"http://{HOST}:{port}{CHAT_PATH}"],
+        capture_output=True, text=True, timeout=seconds + 60, check=False,
+    )  # fmt: skip
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
+    return {"rps": float(rate.group(1)) if rate else 0.0,
+            "errors": int(errors.group(1)) if errors else 0}
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,13 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchkit import HOST, Server, executable, free_port, load_main, process_cpu
-from load import CHAT_PATH, REQUEST_BODY, REQUEST_HEADERS, Phase, Target, _check_answers, _measure
+from load import (
+    Phase,
+    Target,
+    _check_answers,
+    _measure,
+    wrk_chat,
+)
 
 CPU: dict[str, list[float]] = {}
 """Gateway CPU seconds per request, per target and round (wrk runs only)."""
@@ -78,30 +83,13 @@ def _config(upstream: int, key: str, sink: int) -> str:
     )
 
 
-def _wrk(port: int, seconds: float, concurrency: int, workdir: Path) -> tuple[float, int]:
-    script = workdir / "post.lua"
-    body = REQUEST_BODY.decode().replace("\\", "\\\\").replace('"', '\\"')
-    script.write_text(
-        f'wrk.method = "POST"\nwrk.body = "{body}"\n'
-        'wrk.headers["content-type"] = "application/json"\n'
-        f'wrk.headers["authorization"] = "{REQUEST_HEADERS["authorization"]}"\n'
-    )
-    done = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{seconds:g}s", "-s", str(script),
-         f"http://{HOST}:{port}{CHAT_PATH}"],
-        capture_output=True, text=True, timeout=seconds + 60, check=False,
-    )  # fmt: skip
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
-    return (float(rate.group(1)) if rate else 0.0), (int(errors.group(1)) if errors else 0)
-
-
 def _measure_one(target: Target, upstream: Server, args: argparse.Namespace, workdir: Path) -> None:
     if shutil.which("wrk"):
-        _wrk(target.port, min(args.warmup, 1.0) or 0.5, args.concurrency, workdir)  # warm-up
+        wrk_chat(target.port, min(args.warmup, 1.0) or 0.5, args.concurrency, workdir)  # warm-up
         assert target.proxy is not None
         before = process_cpu(target.proxy.pid)
-        rps, errors = _wrk(target.port, args.seconds, args.concurrency, workdir)
+        result = wrk_chat(target.port, args.seconds, args.concurrency, workdir)
+        rps, errors = result["rps"], result["errors"]
         after = process_cpu(target.proxy.pid)
         if before is not None and after is not None and rps:
             CPU.setdefault(target.key, []).append((after - before) / (rps * args.seconds))
