@@ -1,8 +1,10 @@
 """A real OTLP/HTTP trace receiver for the tests: `POST /v1/traces` with a protobuf
-`ExportTraceServiceRequest`, decoded with opentelemetry-proto; spans kept as plain dicts."""
+`ExportTraceServiceRequest` (gzip or not), decoded with opentelemetry-proto; spans kept as
+plain dicts. It can answer its first exports with an error, to test retries."""
 
 from __future__ import annotations
 
+import gzip
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,8 +31,13 @@ def _attributes(items: Any) -> dict[str, Any]:
 class OtlpReceiver:
     """Listens on 127.0.0.1 port 0; `spans` are every span received, in arrival order."""
 
-    def __init__(self) -> None:
+    def __init__(self, failures: int = 0, failure_status: int = 503) -> None:
         self.spans: list[dict[str, Any]] = []
+        self.posts: list[dict[str, str]] = []
+        """Each export request's headers, in arrival order."""
+        self.failures = [failure_status] * failures
+        """The first `failures` exports are answered `failure_status` and not kept."""
+        self.failure_status = failure_status
         self.resources: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         receiver = self
@@ -41,11 +48,18 @@ class OtlpReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                receiver.posts.append(dict(self.headers.items()))
+                if self.headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
                 ok = self.path == "/v1/traces" and "protobuf" in self.headers["content-type"]
+                status = 200 if ok else 404
+                if ok and receiver.failures:
+                    receiver.failures.pop(0)
+                    status, ok = receiver.failure_status, False
                 if ok:
                     receiver._add(ExportTraceServiceRequest.FromString(body))
                 answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200 if ok else 404)
+                self.send_response(status)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", str(len(answer)))
                 self.end_headers()

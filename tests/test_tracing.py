@@ -210,3 +210,34 @@ def test_an_unsampled_trace_records_nothing_and_still_propagates(openai_upstream
         first, second = (r.headers["traceparent"].split("-") for r in openai_upstream.received)
         assert (first[1], first[3]) == (unsampled, "00")
         assert (second[1], second[3]) == (sampled, "01")
+
+
+def test_a_request_refused_before_routing_has_its_span(openai_upstream: UpstreamServer):
+    with OtlpReceiver() as receiver:
+        settings = {"endpoint": receiver.url, "export_interval_seconds": 0.05}
+        cfg = {
+            "plugins": {"openai": None, "tracing": settings},
+            "backends": {"b": {"provider": "openai", "base_url": openai_upstream.url,
+                               "api_key": "k"}},
+            "routes": [{"name": "r", "match": {"model": "gpt-*"}, "backend": "b"}],
+        }  # fmt: skip
+        with run_gateway(cfg) as gw:
+            sdk = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk", max_retries=0))
+            with pytest.raises(openai.NotFoundError):
+                sdk.chat.completions.create(
+                    model="unrouted", messages=[{"role": "user", "content": "hi"}],
+                    extra_headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"},
+                )  # fmt: skip
+            with pytest.raises(openai.NotFoundError):
+                sdk.get("/no/such/path", cast_to=object)
+            sdk.models.list()  # answered by the gateway: no span
+            spans = receiver.wait_for(2)
+        assert openai_upstream.received == []
+        named, unknown = sorted(spans, key=lambda s: s["name"] != "chat unrouted")
+        assert named["trace_id"] == CLIENT_TRACE and named["parent_id"] == CLIENT_SPAN
+        assert named["attributes"]["http.response.status_code"] == 404
+        assert named["attributes"]["error.type"]
+        assert unknown["name"] == "GET"
+        assert unknown["attributes"]["url.path"] == "/v1/no/such/path"
+        assert unknown["attributes"]["http.response.status_code"] == 404
+        assert len(spans) == 2

@@ -9,14 +9,17 @@
         capture_content: false                      # prompt texts as gen_ai.input.messages
 
 One SERVER span per routed request (`chat gpt-4o`), with a CLIENT child span per upstream
-attempt; OpenTelemetry's gen_ai attributes (`gen_ai.operation.name`, `gen_ai.provider.name`,
-`gen_ai.request.model`, `gen_ai.response.model`, `gen_ai.usage.input_tokens` ...), the
-guards' decisions (`modelway.guard`) and failover hops (`modelway.failover`) as span events.
-No prompt or answer text unless `capture_content` is set. The client's W3C `traceparent` (and
-`tracestate`) is the request span's parent, and each attempt sends its own `traceparent`
-upstream. Spans are exported over OTLP/HTTP (protobuf) by a `BatchSpanProcessor`, whose own
-thread does the export: the event loop only queues finished spans. The standard `OTEL_*`
-variables apply (resource attributes, batch sizes, exporter timeout and headers).
+attempt, and one for each request refused before routing (401, 404, 400 ...). OpenTelemetry's
+gen_ai attributes (`gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`,
+`gen_ai.response.model`, `gen_ai.usage.input_tokens` ...), the guards' decisions
+(`modelway.guard`) and failover hops (`modelway.failover`) as span events. No prompt or answer
+text unless `capture_content` is set. The client's W3C `traceparent` (and `tracestate`) is the
+request span's parent, and each attempt sends its own `traceparent` upstream.
+
+Spans are lean records (`spans.py`) given to the SDK's `BatchSpanProcessor` when they end;
+its thread exports them through `exporter.py` (OTLP/HTTP, protobuf written by `otlp.py`), so
+the event loop only queues finished spans. The standard `OTEL_*` variables apply (resource
+attributes, sampler, batch sizes, the exporter's endpoint, headers, timeout, compression).
 """
 
 from __future__ import annotations
@@ -28,16 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelway import __version__ as VERSION
 from modelway import hookimpl, jsonx
 from modelway.errors import ConfigError
 from modelway.plugins.ops.metrics.labels import PROVIDER_NAMES, operation_of
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.trace import Span, Tracer
 
     from modelway.canonical import UpstreamRequest
     from modelway.context import Attempt, AttemptOutcome, RequestContext
+    from modelway.plugins.ops.tracing.spans import OpenSpan, SpanMaker
     from modelway.runtime import Gateway
 
 NAME = "tracing"
@@ -65,10 +69,10 @@ class Settings(BaseModel):
 class Trace:
     """One request's open spans."""
 
-    span: Span
+    span: OpenSpan
     recording: bool
     """False when the trace is not sampled: nothing is recorded, only `traceparent` passed."""
-    attempts: dict[int, Span] = field(default_factory=dict)
+    attempts: dict[int, OpenSpan] = field(default_factory=dict)
 
 
 def epoch_ns(moment: float) -> int:
@@ -76,13 +80,18 @@ def epoch_ns(moment: float) -> int:
     return time.time_ns() - int((time.monotonic() - moment) * 1e9)
 
 
-def _provider(settings: Settings) -> TracerProvider:
+def _spans(settings: Settings) -> tuple[TracerProvider, SpanMaker]:
+    """The SDK's provider (resource, sampler, batching, all `OTEL_*`-configurable) exporting
+    through modelway's OTLP/HTTP exporter, and the maker of the plugin's lean spans."""
     try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        from modelway.plugins.ops.tracing.exporter import OtlpHttpExporter
+        from modelway.plugins.ops.tracing.spans import SpanMaker
     except ImportError:
         raise ConfigError(
             "plugin 'tracing' needs OpenTelemetry: pip install 'modelway[otel]'"
@@ -96,11 +105,12 @@ def _provider(settings: Settings) -> TracerProvider:
     if settings.sample_ratio is not None:
         sampler = ParentBased(TraceIdRatioBased(settings.sample_ratio))
     provider = TracerProvider(resource=resource, sampler=sampler)
-    exporter = OTLPSpanExporter(endpoint=settings.endpoint, headers=settings.headers or None)
+    exporter = OtlpHttpExporter(settings.endpoint, settings.headers or None)
     delay = settings.export_interval_seconds
     millis = None if delay is None else delay * 1000
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=millis))
-    return provider
+    processor = BatchSpanProcessor(exporter, schedule_delay_millis=millis)
+    provider.add_span_processor(processor)
+    return provider, SpanMaker(provider, processor, InstrumentationScope("modelway", VERSION))
 
 
 class TracingPlugin:
@@ -111,15 +121,14 @@ class TracingPlugin:
     def __init__(self) -> None:
         self.settings = Settings()
         self.provider: TracerProvider | None = None
-        self.tracer: Tracer | None = None
+        self.spans: SpanMaker | None = None
 
     @hookimpl
     def modelway_configure(self, gateway: Gateway) -> None:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self.settings = gateway.plugin_settings(NAME) or Settings()
-        self.provider = _provider(self.settings)
-        self.tracer = self.provider.get_tracer("modelway")
+        self.provider, self.spans = _spans(self.settings)
         self.propagator = TraceContextTextMapPropagator()
 
     @hookimpl
@@ -130,7 +139,7 @@ class TracingPlugin:
 
     @hookimpl
     def modelway_request_received(self, ctx: RequestContext) -> None:
-        if self.tracer is not None:
+        if self.spans is not None:
             span = self._request_span(ctx)
             ctx.plugin_state[STATE] = Trace(span, span.is_recording())
 
@@ -139,19 +148,19 @@ class TracingPlugin:
         self, ctx: RequestContext, attempt: Attempt, request: UpstreamRequest
     ) -> None:
         trace: Trace | None = ctx.plugin_state.get(STATE)
-        if trace is None or self.tracer is None:
+        if trace is None or self.spans is None:
             return
         if not trace.recording:  # not sampled: the upstream learns it, no span is made
             request.headers["traceparent"] = traceparent(trace.span)
             return
-        from opentelemetry.trace import SpanKind, set_span_in_context
+        from opentelemetry.trace import SpanKind
 
         model = attempt.model or attempt.backend.config.model or ctx.model or ""
-        span = self.tracer.start_span(
+        span = self.spans.start(
             f"{operation_of(ctx)} {model}".strip(),
-            context=set_span_in_context(trace.span),
-            kind=SpanKind.CLIENT,
-            attributes={
+            SpanKind.CLIENT,
+            trace.span.get_span_context(),
+            {
                 "gen_ai.operation.name": operation_of(ctx),
                 "gen_ai.provider.name": _provider_name(attempt.backend.provider_name),
                 "gen_ai.request.model": model,
@@ -185,7 +194,8 @@ class TracingPlugin:
             failed["http.response.status_code"] = outcome.status
         span.set_attributes(failed)
         span.set_status(Status(StatusCode.ERROR))
-        span.end()
+        if self.spans is not None:
+            self.spans.end(span)
         del trace.attempts[id(attempt)]
         if outcome.retriable:
             hop = {
@@ -197,29 +207,25 @@ class TracingPlugin:
     @hookimpl
     def modelway_request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:
         trace: Trace | None = ctx.plugin_state.pop(STATE, None)
-        if trace is None or not trace.recording:
+        if trace is None and self.spans is not None and (ctx.status or 0) >= 400:
+            trace = Trace(span := self._request_span(ctx), span.recording)  # refused unrouted
+        if trace is None or not trace.recording or self.spans is None:
             return
         end = epoch_ns(ctx.timings.end or time.monotonic())
         upstream_end = ctx.timings.upstream_end
         for span in trace.attempts.values():
-            span.end(epoch_ns(upstream_end) if upstream_end else end)
+            self.spans.end(span, epoch_ns(upstream_end) if upstream_end else end)
         _finish(trace.span, ctx, record)
-        trace.span.end(end)
+        self.spans.end(trace.span, end)
 
-    def _request_span(self, ctx: RequestContext) -> Span:
-        from opentelemetry.trace import SpanKind
+    def _request_span(self, ctx: RequestContext) -> OpenSpan:
+        from opentelemetry.trace import SpanKind, get_current_span
 
-        assert self.tracer is not None
-        parent = self.propagator.extract(ctx.headers) if "traceparent" in ctx.headers else None
+        assert self.spans is not None
+        parent = None
+        if "traceparent" in ctx.headers:
+            parent = get_current_span(self.propagator.extract(ctx.headers)).get_span_context()
         operation = operation_of(ctx)
-        span = self.tracer.start_span(
-            f"{operation} {ctx.model or ''}".strip(),
-            context=parent,
-            kind=SpanKind.SERVER,
-            start_time=epoch_ns(ctx.timings.start),
-        )
-        if not span.is_recording():
-            return span
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": operation,
             "gen_ai.request.model": ctx.model or "",
@@ -230,17 +236,19 @@ class TracingPlugin:
             "modelway.api": ctx.api.name if ctx.api else "",
             "gen_ai.request.stream": ctx.streaming,
         }
-        if ctx.call is not None and ctx.call.view is not None:
+        name = ctx.method if operation == "other" else f"{operation} {ctx.model or ''}".strip()
+        span = self.spans.start(name, SpanKind.SERVER, parent, attributes,
+                                epoch_ns(ctx.timings.start))  # fmt: skip
+        if span.recording and ctx.call is not None and ctx.call.view is not None:
             attributes.update(_request_settings(ctx))
             if self.settings.capture_content:
                 texts = [{"role": s.role, "kind": s.kind, "content": s.text}
                          for s in ctx.view.segments()]  # fmt: skip
                 attributes["gen_ai.input.messages"] = jsonx.dumps(texts).decode()
-        span.set_attributes(attributes)
         return span
 
 
-def traceparent(span: Span) -> str:
+def traceparent(span: OpenSpan) -> str:
     """The W3C `traceparent` naming `span` as the parent (what the propagator writes)."""
     context = span.get_span_context()
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
@@ -259,7 +267,7 @@ def _request_settings(ctx: RequestContext) -> dict[str, Any]:
     return found
 
 
-def _finish(span: Span, ctx: RequestContext, record: dict[str, object]) -> None:
+def _finish(span: OpenSpan, ctx: RequestContext, record: dict[str, object]) -> None:
     """The answer's attributes (set at once: one lock), the guards' decisions, the status."""
     from opentelemetry.trace import Status, StatusCode
 
