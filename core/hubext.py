@@ -10,7 +10,10 @@ OpenAI-compatible servers' spellings where they have one):
 - message (request and answer) `reasoning_content`: the reasoning text (the de-facto field of
   OpenAI-compatible servers: DeepSeek, vLLM, SGLang); `thinking_blocks`: the signed blocks,
   `{"type": "thinking", "thinking", "signature"}` or `{"type": "redacted_thinking", "data"}`.
-  A Gemini thought signature is a thinking block whose `signature` starts with `gemini:`.
+  A Gemini thought signature is a thinking block whose `signature` starts with `gemini:`;
+  one that belongs to a function call (which an Anthropic `tool_use` cannot carry) is
+  `gemini:call:<n>:<signature>`, n the tool call's index in the message (the call itself
+  carries it too, as `extra_content.google.thought_signature`).
 - stream delta `reasoning_content`, `reasoning_signature` (closes the thinking block before
   it), `redacted_reasoning` (a redacted block's data).
 - choice `stop_sequence` (the matched stop sequence) and `stop_reason` (a provider's own stop
@@ -35,6 +38,8 @@ STOP_REASON = "stop_reason"
 CACHE_WRITE = "cache_creation_input_tokens"
 GEMINI_SIGNATURE = "gemini:"
 """Prefix of a Gemini `thoughtSignature` carried as a thinking block's signature."""
+GEMINI_CALL_SIGNATURE = "gemini:call:"
+"""Prefix of a Gemini function call's `thoughtSignature` (`gemini:call:<n>:<signature>`)."""
 
 HUB_ONLY_REQUEST = frozenset({THINKING})
 HUB_ONLY_MESSAGE = frozenset({THINKING_BLOCKS, "reasoning_items"})
@@ -78,6 +83,23 @@ def effort_from_thinking(thinking: Any) -> str | None:
     if kind == "enabled" and isinstance(budget, int) and not isinstance(budget, bool):
         return budget_effort(budget)
     return None
+
+
+def gemini_call_signature(number: int, signature: str) -> str:
+    """The thinking-block signature of tool call `number`'s Gemini thought signature."""
+    return f"{GEMINI_CALL_SIGNATURE}{number}:{signature}"
+
+
+def gemini_signature(signature: Any) -> tuple[int | None, str] | None:
+    """A thinking block's Gemini signature: (the tool call it belongs to, or None for a
+    text or thought part's; Gemini's own signature). None when it is not Gemini's."""
+    if not isinstance(signature, str) or not signature.startswith(GEMINI_SIGNATURE):
+        return None
+    if not signature.startswith(GEMINI_CALL_SIGNATURE):
+        own = signature.removeprefix(GEMINI_SIGNATURE)
+        return (None, own) if own else None
+    number, _, own = signature.removeprefix(GEMINI_CALL_SIGNATURE).partition(":")
+    return (int(number), own) if number.isdigit() and own else None
 
 
 def reasoning_text(blocks: Any) -> str:

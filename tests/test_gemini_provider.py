@@ -370,7 +370,11 @@ def test_text_answer_and_usage():
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "Hello there."},
+                "message": {
+                    "role": "assistant",
+                    "content": "Hello there.",
+                    "reasoning_content": "thinking...",
+                },
                 "finish_reason": "stop",
                 "logprobs": None,
             }
@@ -392,6 +396,9 @@ def test_function_call_answer():
     assert choice["message"] == {
         "role": "assistant",
         "content": None,
+        "thinking_blocks": [
+            {"type": "thinking", "thinking": "", "signature": "gemini:call:0:c2lnLTE="}
+        ],
         "tool_calls": [
             {
                 "id": "call_r2_0",

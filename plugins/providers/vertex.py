@@ -326,7 +326,7 @@ class VertexProvider(Provider):
             body = anthropic_body(request.body, request.stream, self.options.default_max_tokens)
         else:
             url += method_name(request.stream)
-            body = to_gemini_request(request.body)
+            body = to_gemini_request(request.body, request.model)
         headers = {
             "content-type": "application/json",
             **self.backend.headers,

@@ -12,7 +12,8 @@
 - Hub answers -> thought parts before the text: each signed block is one part with its
   text and signature, so a client that sends the turn back keeps a tool conversation with
   thinking going. Signed thoughts are sent even without `includeThoughts`, since the
-  backend needs them back; the SDKs' `.text` leaves thoughts out.
+  backend needs them back; the SDKs' `.text` leaves thoughts out. A `gemini:call:` block is
+  not a part of its own: its function call carries the signature.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelway.hubext import (
+    GEMINI_CALL_SIGNATURE,
     GEMINI_SIGNATURE,
     MIN_BUDGET,
     REASONING_CONTENT,
@@ -122,6 +124,8 @@ def thought_part(block: Any) -> JSON | None:
     if block.get("type") != "thinking" or not isinstance(signature, str):
         return None
     part: JSON = {"text": text if isinstance(text, str) else "", "thought": True}
+    if signature.startswith(GEMINI_CALL_SIGNATURE):  # the call part carries it itself
+        return part if part["text"] else None
     part["thoughtSignature"] = signature.removeprefix(GEMINI_SIGNATURE)
     return part
 
@@ -133,7 +137,7 @@ def delta_parts(delta: JSON) -> list[JSON]:
     if isinstance(text, str) and text:
         parts.append({"text": text, "thought": True})
     signature = delta.get(REASONING_SIGNATURE)
-    if isinstance(signature, str) and signature:
+    if isinstance(signature, str) and signature and not signature.startswith(GEMINI_CALL_SIGNATURE):
         signature = signature.removeprefix(GEMINI_SIGNATURE)
         parts.append({"text": "", "thought": True, "thoughtSignature": signature})
     redacted = delta.get(REDACTED_REASONING)

@@ -21,6 +21,7 @@ from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.extension import Provider, ProviderSpec
 from modelway.plugins.providers.gemini.errors import error_from_google, is_auth_failure
+from modelway.plugins.providers.gemini.reasoning import asks_reasoning
 from modelway.plugins.providers.gemini.request import method_name, model_path, to_gemini_request
 from modelway.plugins.providers.gemini.response import ResponseMeta, parse_gemini_answer
 from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
@@ -43,8 +44,9 @@ class GeminiOptions(BaseModel):
 
 
 def response_meta(ctx: RequestContext, request: CanonicalRequest) -> ResponseMeta:
-    """Answer id, model and time for an answer that does not carry them itself."""
-    return ResponseMeta(ctx.id, request.model, int(time.time()))
+    """Answer id, model and time for an answer that does not carry them itself, and whether
+    the request asked for reasoning."""
+    return ResponseMeta(ctx.id, request.model, int(time.time()), asks_reasoning(request.body))
 
 
 def parse_google_error(
@@ -113,7 +115,7 @@ class GeminiProvider(Provider):
         key = request_key(ctx, self.backend)
         if key:
             headers["x-goog-api-key"] = key
-        body = to_gemini_request(request.body)
+        body = to_gemini_request(request.body, request.model)
         if counting:  # countTokens takes a whole generateContentRequest, or contents only
             inner = {k: body[k] for k in COUNTED if k in body}
             name = f"models/{request.model.removeprefix('models/')}"

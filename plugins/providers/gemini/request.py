@@ -2,8 +2,10 @@
 
 Pure; shared by the `gemini` and `vertex` providers. A Gemini thought signature on a function
 call comes back from the client as `extra_content.google.thought_signature` on the tool call
-(the convention of Google's own OpenAI-compatible endpoint). Field names follow the Gemini API
-reference (generativelanguage v1beta and Vertex AI v1, as the google-genai SDK writes them).
+(the convention of Google's own OpenAI-compatible endpoint), or as a `gemini:call:` thinking
+block (from APIs whose tool calls cannot carry it); reasoning is `reasoning`'s. Field names
+follow the Gemini API reference (generativelanguage v1beta and Vertex AI v1, as the
+google-genai SDK writes them).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from modelway.errors import bad_request
+from modelway.plugins.providers.gemini.reasoning import sign_text, thinking_config, turn_signatures
 from modelway.providerkit import parse_data_url
 
 JSON = dict[str, Any]
@@ -40,13 +43,14 @@ def method_name(stream: bool) -> str:
     return "streamGenerateContent?alt=sse" if stream else "generateContent"
 
 
-def to_gemini_request(body: JSON) -> JSON:
-    """The generateContent body for an OpenAI chat-completions request body."""
+def to_gemini_request(body: JSON, model: str = "") -> JSON:
+    """The generateContent body for an OpenAI chat-completions request body (`model`: the
+    backend's, which decides how reasoning is asked for)."""
     system, contents = _contents(body.get("messages") or [])
     out: JSON = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
-    config = generation_config(body)
+    config = generation_config(body, model)
     if config:
         out["generationConfig"] = config
     tools = _tools(body.get("tools"))
@@ -58,8 +62,9 @@ def to_gemini_request(body: JSON) -> JSON:
     return out
 
 
-def generation_config(body: JSON) -> JSON:
-    """`generationConfig` from the OpenAI sampling, length, stop and format parameters."""
+def generation_config(body: JSON, model: str = "") -> JSON:
+    """`generationConfig` from the OpenAI sampling, length, stop, format and reasoning
+    parameters."""
     config: JSON = {}
     for source, target in _CONFIG_FIELDS:
         if body.get(source) is not None:
@@ -72,6 +77,9 @@ def generation_config(body: JSON) -> JSON:
     if stop:
         config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
     config.update(_response_format(body.get("response_format")))
+    thinking = thinking_config(body, model)
+    if thinking:
+        config["thinkingConfig"] = thinking
     return config
 
 
@@ -208,11 +216,16 @@ def _file_part(file: Any, where: str) -> JSON:
 
 def _assistant_parts(message: JSON, where: str, names: dict[str, str]) -> list[JSON]:
     parts = _text_parts(message.get("content"), where)
+    text_signature, call_signatures = turn_signatures(message)
+    sign_text(parts, text_signature)
     calls = message.get("tool_calls") or []
     if isinstance(message.get("function_call"), dict):
         calls = [*calls, {"function": message["function_call"]}]
     for number, call in enumerate(calls):
-        parts.append(_function_call_part(call, f"{where}.tool_calls[{number}]", names))
+        part = _function_call_part(call, f"{where}.tool_calls[{number}]", names)
+        if number in call_signatures:
+            part.setdefault("thoughtSignature", call_signatures[number])
+        parts.append(part)
     return parts
 
 

@@ -1,7 +1,9 @@
 """Gemini `GenerateContentResponse`s as canonical `chat.completion`s, and usage.
 
 Pure; shared by the `gemini` and `vertex` providers and their stream translator. A thought
-signature on a function call goes to the client as `extra_content.google.thought_signature`.
+signature on a function call goes to the client as `extra_content.google.thought_signature`
+(and as a `gemini:call:` thinking block); thought parts and signatures are the hub's
+reasoning (`reasoning.PartReasoning`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from modelway.canonical import CanonicalResponse, Usage
 from modelway.errors import upstream_error
+from modelway.plugins.providers.gemini.reasoning import PartReasoning
 from modelway.providerkit import answer_object, as_int, dumps
 
 JSON = dict[str, Any]
@@ -34,11 +37,13 @@ _FILTERED = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class ResponseMeta:
-    """What an answer needs that Gemini may not say: an id, the model name, the time."""
+    """What an answer needs that Gemini may not say: an id, the model name, the time; and
+    whether the request asked for reasoning (a text part's signature is kept only then)."""
 
     fallback_id: str
     model: str
     created: int
+    reasoning: bool = False
 
 
 def finish_reason(reason: Any, has_tool_calls: bool) -> str:
@@ -110,23 +115,28 @@ def tool_call(part: JSON, key: str, choice: int, number: int) -> JSON:
     return out
 
 
-def _read_parts(parts: list[JSON], key: str, choice: int) -> tuple[str, list[JSON]]:
+def _read_parts(
+    parts: list[JSON], key: str, choice: int, reasoning: PartReasoning
+) -> tuple[str, list[JSON]]:
     texts: list[str] = []
     calls: list[JSON] = []
     for part in parts:
+        is_call = isinstance(part.get("functionCall"), dict) and part.get("thought") is not True
+        reasoning.read(part, len(calls) if is_call else None)
         if part.get("thought") is True:
             continue
         if isinstance(part.get("text"), str):
             texts.append(part["text"])
-        elif isinstance(part.get("functionCall"), dict):
+        elif is_call:
             calls.append(tool_call(part, key, choice, len(calls)))
     return "".join(texts), calls
 
 
-def _choice(candidate: JSON, position: int, key: str) -> JSON:
+def _choice(candidate: JSON, position: int, key: str, meta: ResponseMeta) -> JSON:
     index = candidate_index(candidate, position)
-    text, calls = _read_parts(candidate_parts(candidate), key, index)
-    message: JSON = {"role": "assistant", "content": text or None}
+    reasoning = PartReasoning(meta.reasoning)
+    text, calls = _read_parts(candidate_parts(candidate), key, index, reasoning)
+    message: JSON = {"role": "assistant", "content": text or None, **reasoning.fields()}
     if calls:
         message["tool_calls"] = calls
     reason = finish_reason(candidate.get("finishReason"), bool(calls))
@@ -143,7 +153,7 @@ def from_gemini_response(data: JSON, meta: ResponseMeta) -> JSON:
     """A GenerateContentResponse as an OpenAI chat.completion object."""
     key = response_key(data, meta)
     candidates = [c for c in data.get("candidates") or [] if isinstance(c, dict)]
-    choices = [_choice(c, i, key) for i, c in enumerate(candidates)]
+    choices = [_choice(c, i, key, meta) for i, c in enumerate(candidates)]
     if not choices and not blocked(data):
         raise upstream_error(
             502, "the backend's answer has no candidates", "upstream_invalid_response"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelway.plugins.providers.gemini.errors import error_from_google, error_status
+from modelway.plugins.providers.gemini.reasoning import PartReasoning
 from modelway.plugins.providers.gemini.response import (
     ResponseMeta,
     blocked,
@@ -29,9 +30,9 @@ JSON = dict[str, Any]
 class GeminiStreamTranslator:
     """Gemini stream events (each a GenerateContentResponse) to canonical chunks.
 
-    Emits, per choice, a role chunk first, then text and tool-call deltas as they arrive, a
-    finish chunk; `end()` adds the usage chunk from the last `usageMetadata`. An error event
-    raises GatewayError.
+    Emits, per choice, a role chunk first, then reasoning, text and tool-call deltas as they
+    arrive (a part's signature in the delta of the part it sat on), a finish chunk; `end()`
+    adds the usage chunk from the last `usageMetadata`. An error event raises GatewayError.
     """
 
     def __init__(self, meta: ResponseMeta) -> None:
@@ -42,6 +43,7 @@ class GeminiStreamTranslator:
         self._started: set[int] = set()
         self._finished: set[int] = set()
         self._calls: dict[int, int] = {}
+        self._reasoning: dict[int, PartReasoning] = {}
         self._usage: JSON | None = None
 
     def event(self, data: JSON) -> list[JSON]:
@@ -81,17 +83,20 @@ class GeminiStreamTranslator:
         return chunks
 
     def _part(self, index: int, part: JSON) -> list[JSON]:
-        if part.get("thought") is True:
-            return []
-        text = part.get("text")
-        if isinstance(text, str):
-            return [self._delta(index, {"content": text})] if text else []
-        if not isinstance(part.get("functionCall"), dict):
-            return []
+        thought = part.get("thought") is True
+        is_call = isinstance(part.get("functionCall"), dict) and not thought
         number = self._calls.get(index, 0)
-        self._calls[index] = number + 1
-        call = tool_call(part, self._key, index, number)
-        return [self._delta(index, {"tool_calls": [{"index": number, **call}]})]
+        reader = self._reasoning.setdefault(index, PartReasoning(self._meta.reasoning))
+        delta = reader.read(part, number if is_call else None)
+        text = part.get("text")
+        if isinstance(text, str) and not thought:
+            if text:
+                delta["content"] = text
+        elif is_call:
+            self._calls[index] = number + 1
+            call = tool_call(part, self._key, index, number)
+            delta["tool_calls"] = [{"index": number, **call}]
+        return [self._delta(index, delta)] if delta else []
 
     def _start(self, index: int) -> list[JSON]:
         if index in self._started:
