@@ -155,7 +155,8 @@ class GatewaySettings(Strict):
 
 
 class StateSettings(Strict):
-    """`state:`: where shared state lives (limits, budgets, created keys, stored responses).
+    """`state:`: where shared state lives (limits, budgets, created keys, stored responses,
+    and, when shared, backend ejections and the A/B statistics).
 
     `memory` keeps it in this process (one worker); with `directory`, what must survive a
     restart (created keys, spend) is kept in a SQLite file there too. `redis` shares it

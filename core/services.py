@@ -73,9 +73,22 @@ class HealthService(Protocol):
 class StatsService(Protocol):
     """Per-route, per-variant request statistics (provided by the `stats` plugin)."""
 
-    def snapshot(self) -> dict[str, Any]: ...
+    def snapshot(self) -> dict[str, Any]:
+        """This process's statistics, JSON-safe."""
+        ...
 
-    def reset(self) -> None: ...
+    async def collect(self) -> dict[str, Any]:
+        """The statistics of every process sharing the state store, summed (with a store of
+        this process only, or one that cannot be reached: `snapshot`)."""
+        ...
+
+    def reset(self) -> None:
+        """Start this process's statistics afresh."""
+        ...
+
+    async def clear(self) -> None:
+        """Start afresh, the shared statistics too."""
+        ...
 
 
 class Reloader(Protocol):

@@ -14,13 +14,16 @@ lasts `window_seconds`; its id is given back, so that settling a request later c
 window and never the next one. `reserve_all` is all-or-nothing and atomic: limits shared by
 many workers cannot be overshot by requests racing each other, by more than what requests in
 flight reserved.
+
+Hashes of numbers (`merge_fields`, `fields`) hold aggregates many processes add to: the A/B
+statistics merge their deltas into one hash, a sum, a maximum or a minimum per field.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -104,6 +107,25 @@ class StateStore(Protocol):
         """The keys that start with `prefix` (for listing; not for the hot path)."""
         ...
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of several keys in one round trip (None where a key is missing)."""
+        ...
+
+    async def merge_fields(
+        self,
+        key: str,
+        sums: Mapping[str, float],
+        maxima: Mapping[str, float] | None = None,
+        minima: Mapping[str, float] | None = None,
+    ) -> None:
+        """Merge into the hash of numbers `key`, atomically: add `sums` to their fields, keep
+        the larger of each of `maxima` and the smaller of each of `minima`."""
+        ...
+
+    async def fields(self, key: str) -> dict[str, float]:
+        """Every field of the hash of numbers `key` (empty when there is none)."""
+        ...
+
     async def ping(self) -> bool:
         """Whether the store answers (readiness)."""
         ...
@@ -125,6 +147,7 @@ class MemoryStore:
         self._clock = clock
         self._values: dict[str, tuple[bytes | float, float | None]] = {}
         self._windows: dict[str, _Window] = {}
+        self._hashes: dict[str, dict[str, float]] = {}
         self._ids = itertools.count(1)
 
     def _live(self, key: str) -> bytes | float | None:
@@ -150,7 +173,8 @@ class MemoryStore:
         self._values[key] = (value, self._expiry(ttl_seconds))
 
     async def delete(self, key: str) -> bool:
-        return self._values.pop(key, None) is not None
+        found = self._hashes.pop(key, None) is not None
+        return self._values.pop(key, None) is not None or found
 
     async def add(self, key: str, amount: float, ttl_seconds: float | None = None) -> float:
         return self._add(key, amount, ttl_seconds)
@@ -205,12 +229,34 @@ class MemoryStore:
     async def keys(self, prefix: str) -> list[str]:
         return [key for key in list(self._values) if key.startswith(prefix) and self._live(key)]
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [await self.get(key) for key in keys]
+
+    async def merge_fields(
+        self,
+        key: str,
+        sums: Mapping[str, float],
+        maxima: Mapping[str, float] | None = None,
+        minima: Mapping[str, float] | None = None,
+    ) -> None:
+        found = self._hashes.setdefault(key, {})
+        for name, amount in sums.items():
+            found[name] = found.get(name, 0.0) + amount
+        for name, value in (maxima or {}).items():
+            found[name] = max(found.get(name, value), value)
+        for name, value in (minima or {}).items():
+            found[name] = min(found.get(name, value), value)
+
+    async def fields(self, key: str) -> dict[str, float]:
+        return dict(self._hashes.get(key, {}))
+
     async def ping(self) -> bool:
         return True
 
     async def close(self) -> None:
         self._values.clear()
         self._windows.clear()
+        self._hashes.clear()
 
 
 def _number(value: bytes | float) -> float:

@@ -14,7 +14,7 @@ Sentinel-managed primary behind one address) is.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelway.errors import ConfigError
@@ -70,6 +70,29 @@ return #KEYS
 """
 
 
+_MERGE = """
+local a = 1
+for op = 1, 3 do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for i = 1, n do
+    local field, value = ARGV[a], ARGV[a + 1]
+    if op == 1 then
+      redis.call('HINCRBYFLOAT', KEYS[1], field, value)
+    else
+      local old = tonumber(redis.call('HGET', KEYS[1], field))
+      local new = tonumber(value)
+      if old == nil or (op == 2 and new > old) or (op == 3 and new < old) then
+        redis.call('HSET', KEYS[1], field, value)
+      end
+    end
+    a = a + 2
+  end
+end
+return 1
+"""
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
@@ -107,6 +130,7 @@ class RedisStore:
         )
         self._reserve = self._client.register_script(_RESERVE)
         self._settle = self._client.register_script(_SETTLE)
+        self._merge = self._client.register_script(_MERGE)
 
     async def _call(self, operation: Any) -> Any:
         try:
@@ -221,6 +245,35 @@ class RedisStore:
 
         found: list[str] = await self._call(scan())
         return found
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        found: list[bytes | None] = await self._call(
+            self._client.mget([self._k(key) for key in keys])
+        )
+        return found
+
+    async def merge_fields(
+        self,
+        key: str,
+        sums: Mapping[str, float],
+        maxima: Mapping[str, float] | None = None,
+        minima: Mapping[str, float] | None = None,
+    ) -> None:
+        """One script: every field of the merge in one round trip, atomically."""
+        if not (sums or maxima or minima):
+            return
+        args: list[Any] = []
+        for part in (sums, maxima or {}, minima or {}):
+            args.append(len(part))
+            for name, value in part.items():
+                args += [name, repr(float(value))]
+        await self._call(self._merge(keys=[self._k(key)], args=args))
+
+    async def fields(self, key: str) -> dict[str, float]:
+        found: dict[Any, Any] = await self._call(self._client.hgetall(self._k(key)))
+        return {_text(name): float(value) for name, value in found.items()}
 
     async def ping(self) -> bool:
         try:

@@ -5,6 +5,8 @@ gateway serves with (the same across reloads: a changed `state:` section needs a
 `GuardedStore` wraps it: after a failure every call raises `StateUnavailable` at once for
 `retry_seconds`, then the store is tried again, so a Redis outage costs no request more than
 one socket timeout, and service comes back by itself when Redis does. `/readyz` pings it.
+Services that work in the background on the store (the health board's sync, the statistics'
+flush) register `on_close`: they stop, or flush a last time, before the store closes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from modelway.config import StateSettings
@@ -52,6 +54,11 @@ class GuardedStore:
         self.kind = type(inner).__name__
         self._down_until = 0.0
         self._down = False
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run `closer` when the store closes, before it does (once per registration)."""
+        self._closers.append(closer)
 
     async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         now = time.monotonic()
@@ -96,6 +103,21 @@ class GuardedStore:
     async def keys(self, prefix: str) -> list[str]:
         return await self._run(lambda: self.inner.keys(prefix))
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return await self._run(lambda: self.inner.get_many(keys))
+
+    async def merge_fields(
+        self,
+        key: str,
+        sums: Mapping[str, float],
+        maxima: Mapping[str, float] | None = None,
+        minima: Mapping[str, float] | None = None,
+    ) -> None:
+        await self._run(lambda: self.inner.merge_fields(key, sums, maxima, minima))
+
+    async def fields(self, key: str) -> dict[str, float]:
+        return await self._run(lambda: self.inner.fields(key))
+
     async def ping(self) -> bool:
         try:
             return await self._run(self.inner.ping)
@@ -103,6 +125,12 @@ class GuardedStore:
             return False
 
     async def close(self) -> None:
+        closers, self._closers = self._closers, []
+        for closer in closers:
+            try:
+                await closer()
+            except Exception:  # a closer's failure must not keep the store open
+                logger.exception("closing a state store user failed")
         await self.inner.close()
 
 

@@ -2,7 +2,8 @@
 
 It fetches `GET /modelway/stats` (plugins `admin_api` and `stats`) with the standard library
 only and prints one table per route, a row per variant, so the variants of an A/B split can
-be compared; `--json` prints the endpoint's answer as it is. Also runnable on its own:
+be compared (with a shared state store, the sums over every worker and instance); `--json`
+prints the endpoint's answer as it is. Also runnable on its own:
 `python -m modelway.statscli --url http://127.0.0.1:8080`.
 """
 
@@ -129,13 +130,22 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
 def render(data: dict[str, Any]) -> str:
     """Every route as a table with one row per variant (and a total row when there are more)."""
     routes: dict[str, Any] = data.get("routes") or {}
-    header = f"statistics since {data.get('since', '?')}"
+    header = f"statistics since {data.get('since', '?')}{_scope(data)}"
     if not routes:
         return header + "\nno requests yet"
     blocks = [header]
     for name, route in routes.items():
         blocks.append(_route_block(name, route))
     return "\n\n".join(blocks)
+
+
+def _scope(data: dict[str, Any]) -> str:
+    """Whose numbers these are: every process on a shared state store, or one process."""
+    if data.get("store_error"):
+        return f" (this process only: {data['store_error']})"
+    if data.get("scope") == "shared":
+        return " (every process on the shared state store)"
+    return ""
 
 
 def _route_block(name: str, route: dict[str, Any]) -> str:

@@ -50,6 +50,25 @@ def test_values_counters_and_listing(store):
     run(scenario())
 
 
+def test_many_values_and_hashes_of_numbers(store):
+    async def scenario():
+        await store.set("health:a", b"one")
+        assert await store.get_many(["health:a", "health:none"]) == [b"one", None]
+        assert await store.get_many([]) == []
+        await store.merge_fields("stats", {"n": 2, "sum": 1.5}, {"max": 3}, {"since": 10})
+        await store.merge_fields("stats", {"n": 1}, {"max": 2, "top": 1}, {"since": 20})
+        await store.merge_fields("stats", {}, {"max": 7}, {"since": 5})
+        assert await store.fields("stats") == {
+            "n": 3, "sum": 1.5, "max": 7, "top": 1, "since": 5
+        }
+        assert await store.fields("none") == {}
+        assert await store.delete("stats") is True
+        assert await store.fields("stats") == {}
+        await store.close()
+
+    run(scenario())
+
+
 def test_reserve_all_is_all_or_nothing_and_settles_its_window(store):
     async def scenario():
         first = await store.reserve_all([Ask("r", 6, 10, 60), Ask("t", 1, 2, 60)])

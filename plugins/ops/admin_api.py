@@ -1,7 +1,8 @@
 """Built-in plugin `admin_api`: the gateway's own admin endpoints under `/modelway/`.
 
-- `GET /modelway/stats`: per-route, per-variant statistics (plugin `stats`).
-- `DELETE /modelway/stats`: start the statistics afresh.
+- `GET /modelway/stats`: per-route, per-variant statistics (plugin `stats`): with a shared
+  state store, summed over every process on it (`scope: "shared"`).
+- `DELETE /modelway/stats`: start the statistics afresh (the shared ones too).
 - `GET /modelway/health`: backends out of service, with the time left (plugin `health`).
 - `POST /modelway/reload`: reload the configuration file (the running server's
   `ReloadService`). 200 `{"reloaded": true}`; 409 when the new configuration is invalid; 503
@@ -21,6 +22,7 @@ from modelway import hookimpl, jsonx
 from modelway.errors import ConfigError, GatewayError
 from modelway.ingress import LocalAnswer, LocalEndpoint
 from modelway.services import HealthService, ReloadService, StatsService
+from modelway.state import StateUnavailable
 
 if TYPE_CHECKING:
     from modelway.context import RequestContext
@@ -66,11 +68,17 @@ def _service(ctx: RequestContext, kind: type[Any], plugin: str) -> Any:
 
 
 async def stats(ctx: RequestContext) -> LocalAnswer:
-    return _json(200, _service(ctx, StatsService, "stats").snapshot())
+    return _json(200, await _service(ctx, StatsService, "stats").collect())
 
 
 async def stats_reset(ctx: RequestContext) -> LocalAnswer:
-    _service(ctx, StatsService, "stats").reset()
+    try:
+        await _service(ctx, StatsService, "stats").clear()
+    except StateUnavailable:
+        raise GatewayError(
+            503, "the state store cannot be reached: nothing was reset",
+            "server_error", "state_unavailable",
+        ) from None  # fmt: skip
     return _json(200, {"reset": True})
 
 

@@ -7,6 +7,11 @@ token (streams only): exact count and mean, p50 and p95 from a bounded reservoir
 Variants of a split route therefore appear side by side. The board lives in
 the gateway's `StatsService`, so it outlives configuration reloads. Requests that matched no
 route (unknown paths, rejected keys, the admin API itself) are not counted.
+
+With a shared state store (Redis), every process also adds its counts to the store
+(`modelway.plugins.ops.statshare`, batched every `flush_seconds`), and `collect`, which the
+admin API, `modelway stats` and the dashboard read, gives the sum over every process
+(`scope: "shared"`, percentiles from histogram buckets); `snapshot` stays this process's own.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelway import hookimpl
+from modelway.plugins.ops.statshare import StatsShare, variant_label
 from modelway.services import Services, StatsService
+from modelway.state import StateUnavailable
+from modelway.statestore import store_of
 
 if TYPE_CHECKING:
     from modelway.context import RequestContext
@@ -35,6 +43,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reservoir_size: int = Field(1000, ge=10, le=100_000)
     """Samples kept per series for percentiles (exact below this many requests)."""
+    flush_seconds: float = Field(1.0, gt=0, le=60)
+    """With a shared state store: how often this process sends its counts to it."""
 
 
 def percentile(ordered: list[float], fraction: float) -> float | None:
@@ -140,13 +150,6 @@ class Bucket:
         }
 
 
-def variant_label(backend: str, variant: str | None) -> str:
-    """How a (backend, variant) pair is named: the variant, qualified when it differs."""
-    if variant is None or variant == backend:
-        return backend
-    return f"{variant}@{backend}"
-
-
 class RouteStats:
     """One route's totals and its (backend, variant) buckets."""
 
@@ -188,10 +191,14 @@ class StatsBoard:
         self.routes: dict[str, RouteStats] = {}
         self.started = time.time()
         self._started_monotonic = time.monotonic()
+        self.share: StatsShare | None = None
+        """Set when the state store is shared: the counts of every process, summed."""
 
     def configure(self, settings: Settings) -> None:
         """New settings (a reload): they apply to series created from now on."""
         self.settings = settings
+        if self.share is not None:
+            self.share.flush_seconds = settings.flush_seconds
 
     def reset(self) -> None:
         self.routes = {}
@@ -206,14 +213,41 @@ class StatsBoard:
         if stats is None:
             stats = self.routes[route] = RouteStats(self.settings.reservoir_size, self._rng)
         stats.add(record)
+        if self.share is not None:
+            self.share.record(record)
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-safe view of every route, each with its variants side by side."""
         return {
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "uptime_seconds": round(time.monotonic() - self._started_monotonic, 3),
+            "scope": "process",
             "routes": {name: stats.snapshot() for name, stats in sorted(self.routes.items())},
         }
+
+    async def collect(self) -> dict[str, Any]:
+        """Every process's statistics when the store is shared; else (or while the store
+        cannot be reached, saying why) this process's."""
+        if self.share is None:
+            return self.snapshot()
+        try:
+            return await self.share.collect()
+        except StateUnavailable as exc:
+            return {**self.snapshot(), "store_error": str(exc)}
+
+    async def clear(self) -> None:
+        """`reset`, for every process sharing the store too (raises `StateUnavailable`, and
+        resets nothing, when the store cannot be reached)."""
+        if self.share is not None:
+            await self.share.clear()
+        self.reset()
+
+    def share_on(self, gateway: Gateway) -> None:
+        """Share the counts when the gateway's state store is shared (once)."""
+        store = store_of(gateway)
+        if self.share is None and store.shared:
+            self.share = StatsShare(store, self.settings.flush_seconds)
+            store.on_close(self.share.close)
 
 
 def board_of(services: Services) -> StatsBoard:
@@ -231,6 +265,10 @@ class StatsPlugin:
     @hookimpl
     def modelway_configure(self, gateway: Gateway) -> None:
         board_of(gateway.services).configure(gateway.plugin_settings("stats") or Settings())
+
+    @hookimpl
+    def modelway_startup(self, gateway: Gateway) -> None:
+        board_of(gateway.services).share_on(gateway)
 
     @hookimpl
     def modelway_request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:

@@ -13,11 +13,19 @@ still tries ejected backends when nothing else is left).
 The board is the gateway's `HealthService` (`gateway.services`), so it outlives configuration
 reloads; the router asks it which backends to try first. Ejections and restorations are logged on
 `modelway.health`, one line each.
+
+With a shared state store (`state: {store: redis}`), ejections are shared too
+(`modelway.plugins.traffic.healthsync`): an ejection one process decides is seen by every
+process on the store within about `sync_seconds`, and so is a restoration. Failures are counted
+per process; the router's hot path reads only this process's board.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +34,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelway import hookimpl
+from modelway.plugins.traffic.healthsync import share
 from modelway.services import HealthService, Services
 
 if TYPE_CHECKING:
     from modelway.context import Attempt, AttemptOutcome, RequestContext
+    from modelway.plugins.traffic.healthsync import SharedEjection
     from modelway.runtime import Gateway
 
 logger = logging.getLogger("modelway.health")
@@ -49,6 +59,8 @@ class Settings(BaseModel):
     max_cooldown_seconds: float = Field(300.0, gt=0)
     probe_timeout_seconds: float = Field(60.0, gt=0)
     """A half-open backend's probe that reports nothing in this time frees the probe slot."""
+    sync_seconds: float = Field(0.5, gt=0, le=60)
+    """With a shared state store: how often this process reads the others' ejections."""
 
     @model_validator(mode="after")
     def _max_not_below_base(self) -> Settings:
@@ -92,6 +104,10 @@ class BackendHealth:
     retry_until: float = 0.0
     """The latest `retry-after` deadline the backend asked for since its last good answer."""
     probe_started: float | None = None
+    ejection_id: str | None = None
+    """Which ejection this is (shared between processes, to tell one from the next)."""
+    ejected_by: str | None = None
+    """The process that decided the ejection (`host:pid`)."""
 
     def state(self, now: float, probe_timeout: float) -> str:
         if self.ejected_until is None:
@@ -115,6 +131,13 @@ class HealthBoard:
         self.settings = settings or Settings()
         self.clock = clock
         self._backends: dict[str, BackendHealth] = {}
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
+        self._numbers = itertools.count(1)
+        self.changed: set[str] = set()
+        """Backends whose ejection or restoration this process decided and has not shared yet."""
+        self.on_change: Callable[[], None] | None = None
+        self.shared = False
+        """Whether the ejections are shared with other processes (`healthsync`)."""
 
     def configure(self, settings: Settings) -> None:
         """New settings (a reload); the backends' state is kept."""
@@ -164,7 +187,8 @@ class HealthBoard:
         now = self.clock() if now is None else now
         backends = {name: self._view(h, now) for name, h in sorted(self._backends.items())}
         ejected = [name for name, view in backends.items() if view["state"] != "healthy"]
-        return {"ejected": ejected, "backends": backends, "settings": self.settings.model_dump()}
+        return {"ejected": ejected, "backends": backends, "shared": self.shared,
+                "settings": self.settings.model_dump()}  # fmt: skip
 
     def _view(self, health: BackendHealth, now: float) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -178,7 +202,13 @@ class HealthBoard:
             view["cooldown_seconds"] = round(health.cooldown, 3)
             view["seconds_left"] = round(max(0.0, health.ejected_until - now), 3)
             view["ejected_seconds_ago"] = round(now - health.ejected_at, 3)
+            if self.shared:
+                view["ejected_by"] = health.ejected_by
         return view
+
+    def entry(self, backend: str) -> BackendHealth | None:
+        """What the board knows about `backend` (for `healthsync`), if anything."""
+        return self._backends.get(backend)
 
     # ------------------------------------------------------------------------- updates
 
@@ -200,11 +230,22 @@ class HealthBoard:
                 now - (health.ejected_at or now),
                 health.cooldown,
             )
+            self._changed(backend)
+        self._restore(health)
+
+    @staticmethod
+    def _restore(health: BackendHealth) -> None:
         health.failures = 0
         health.ejections = 0
         health.ejected_at = health.ejected_until = health.probe_started = None
-        health.reason = None
+        health.reason = health.ejection_id = health.ejected_by = None
         health.retry_until = 0.0
+
+    def _changed(self, backend: str) -> None:
+        if self.shared:
+            self.changed.add(backend)
+            if self.on_change is not None:
+                self.on_change()
 
     def _failed(
         self, backend: str, health: BackendHealth, outcome: AttemptOutcome, now: float
@@ -236,10 +277,42 @@ class HealthBoard:
         health.reason = reason
         health.probe_started = None
         health.failures = 0
+        health.ejection_id = f"{self.process}:{next(self._numbers)}"
+        health.ejected_by = self.process
+        self._changed(backend)
         respected = " (respecting retry-after)" if until == health.retry_until else ""
         logger.warning(
             "backend '%s' ejected for %.1fs%s: %s", backend, health.cooldown, respected, reason
         )
+
+
+    # ------------------------------------------------------------------------- shared
+
+    def adopt(self, backend: str, ejection: SharedEjection, now: float) -> None:
+        """Take over an ejection another process decided (`healthsync`), unless it is known."""
+        health = self._backends.setdefault(backend, BackendHealth())
+        if health.ejection_id == ejection.id:
+            return
+        health.ejections = ejection.ejections
+        health.ejected_at = now - ejection.age
+        health.ejected_until = now + ejection.left
+        health.cooldown = ejection.cooldown
+        health.reason = ejection.reason
+        health.ejection_id, health.ejected_by = ejection.id, ejection.by
+        health.probe_started = None
+        health.failures = 0
+        logger.warning(
+            "backend '%s' ejected by %s for %.1fs (%.1fs left): %s",
+            backend, ejection.by, ejection.cooldown, max(0.0, ejection.left), ejection.reason,
+        )  # fmt: skip
+
+    def release(self, backend: str) -> None:
+        """Another process restored `backend` (its shared ejection is gone)."""
+        health = self._backends.get(backend)
+        if health is None or health.ejected_until is None:
+            return
+        logger.info("backend '%s' restored by another gateway process", backend)
+        self._restore(health)
 
 
 def board_of(services: Services) -> HealthBoard:
@@ -257,6 +330,10 @@ class HealthPlugin:
     @hookimpl
     def modelway_configure(self, gateway: Gateway) -> None:
         board_of(gateway.services).configure(gateway.plugin_settings("health") or Settings())
+
+    @hookimpl
+    def modelway_startup(self, gateway: Gateway) -> None:
+        share(board_of(gateway.services), gateway)
 
     @hookimpl
     def modelway_attempt_result(

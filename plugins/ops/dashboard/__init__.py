@@ -54,15 +54,15 @@ def timeline_of(gateway: Gateway) -> Timeline:
     return gateway.services.setdefault(Timeline, Timeline)
 
 
-def _data(ctx: RequestContext) -> bytes:
+async def _data(ctx: RequestContext) -> bytes:
     assert ctx.gateway is not None
-    return jsonx.dumps(snapshot(ctx.gateway, timeline_of(ctx.gateway)))
+    return jsonx.dumps(await snapshot(ctx.gateway, timeline_of(ctx.gateway)))
 
 
 async def page(ctx: RequestContext) -> LocalAnswer:
     assert ctx.gateway is not None
     settings: Settings = ctx.gateway.plugin_settings(NAME) or Settings()
-    initial = _data(ctx).replace(b"</", b"<\\/")  # safe inside a <script> element
+    initial = (await _data(ctx)).replace(b"</", b"<\\/")  # safe inside a <script> element
     html = _asset("index.html")
     html = html.replace(b"{{POLL_MS}}", str(int(settings.poll_seconds * 1000)).encode())
     html = html.replace(b"{{INITIAL}}", initial)
@@ -70,7 +70,7 @@ async def page(ctx: RequestContext) -> LocalAnswer:
 
 
 async def data(ctx: RequestContext) -> LocalAnswer:
-    return LocalAnswer(200, _data(ctx), headers=dict(NO_STORE))
+    return LocalAnswer(200, await _data(ctx), headers=dict(NO_STORE))
 
 
 async def asset(ctx: RequestContext) -> LocalAnswer:

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from modelway.runtime import Gateway, Route
 
 
-def snapshot(gateway: Gateway, timeline: Timeline) -> dict[str, Any]:
+async def snapshot(gateway: Gateway, timeline: Timeline) -> dict[str, Any]:
+    """The page's data; the statistics of every process when the state store is shared."""
     health = gateway.services.get(HealthService)
     stats = gateway.services.get(StatsService)
     board = health.snapshot() if health is not None else None
@@ -22,7 +23,7 @@ def snapshot(gateway: Gateway, timeline: Timeline) -> dict[str, Any]:
         "plugins": {"stats": stats is not None, "health": health is not None},
         "routes": [_route(route, health) for route in gateway.routes],
         "health": board,
-        "stats": stats.snapshot() if stats is not None else None,
+        "stats": await stats.collect() if stats is not None else None,
         "timeline": timeline.snapshot(),
     }
 
