@@ -170,6 +170,14 @@ class IngressAPI(ABC):
         through to a backend of the same API); asked after every API's `match`."""
         return None
 
+    def recognizes(self, path: str, headers: Mapping[str, str]) -> bool:
+        """Whether the request comes from a client of this API, by its headers (Anthropic's
+        `anthropic-version`) or a path only this API has. Such an API is asked before the
+        others (`match`, `claims`, `fallback`), so that a path several APIs serve (`/v1/models`,
+        `/v1/files`) is answered in its client's API, and a path no API serves is a 404 in
+        its client's shape."""
+        return False
+
     @abstractmethod
     def decode(
         self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], query: str = ""

@@ -39,6 +39,12 @@ class Passed(Exception):
     """Forward mode: the request matched nothing and `unmatched: pass` lets it through."""
 
 
+def _client_first(apis: list[IngressAPI], ctx: RequestContext) -> list[IngressAPI]:
+    """The APIs in order, those that recognize the request as their client's first."""
+    own = [api for api in apis if api.recognizes(ctx.path, ctx.headers)]
+    return [*own, *(api for api in apis if api not in own)] if own else apis
+
+
 class NoRoute(Exception):
     def __init__(self, error: GatewayError) -> None:
         self.error = error
@@ -150,17 +156,18 @@ class RequestPath:
     def _find_api(self, ctx: RequestContext, gateway: Gateway, forward: bool) -> IngressAPI:
         """The API and endpoint of the request: a match, else a 405 for a path an API owns,
         else an API's pass-through endpoint, else a 404."""
-        found = self._match(ctx, gateway, forward, "match")
+        apis = _client_first(gateway.apis, ctx)
+        found = self._match(ctx, apis, forward, "match")
         if found is not None:
             return found
-        owner = next((a for a in gateway.apis if a.claims(ctx.path)), None)
-        ctx.api = owner or (gateway.apis[0] if gateway.apis else None)
+        owner = next((a for a in apis if a.claims(ctx.path)), None)
+        ctx.api = owner or (apis[0] if apis else None)
         if owner is not None:
             error = GatewayError(
                 405, f"method {ctx.method} is not allowed on {ctx.path}", code="method_not_allowed"
             )
         else:
-            found = self._match(ctx, gateway, forward, "fallback")
+            found = self._match(ctx, apis, forward, "fallback")
             if found is not None:
                 return found
             error = not_found(
@@ -173,8 +180,10 @@ class RequestPath:
         raise error
 
     @staticmethod
-    def _match(ctx: RequestContext, gateway: Gateway, forward: bool, ask: str) -> IngressAPI | None:
-        for api in gateway.apis:
+    def _match(
+        ctx: RequestContext, apis: list[IngressAPI], forward: bool, ask: str
+    ) -> IngressAPI | None:
+        for api in apis:
             endpoint = getattr(api, ask)(ctx.method, ctx.path)
             if endpoint is not None and forward and endpoint.local:
                 endpoint = api.fallback(ctx.method, ctx.path)  # the real host answers

@@ -281,17 +281,29 @@ def post(port: int, api: str, path: str, body: bytes, **options: Any) -> Answer:
 # ----------------------------------------------------------------------------- checks
 
 
-def api_of(path: bytes | str) -> str:
-    """Whose error shape an answer on `path` must have."""
+def api_of(path: bytes | str, request: bytes = b"") -> str:
+    """Whose error shape an answer on `path` must have; with the raw `request`, also the
+    APIs that recognize its headers as their client's (their shape is allowed too)."""
     text = path.decode("latin-1") if isinstance(path, bytes) else path
     text = text.split("?")[0]
     if text in ("/v1/messages", "/v1/messages/count_tokens"):
         return "anthropic"
-    if text.startswith(("/v1beta/", "/v1alpha/")):
+    if text.startswith(("/v1beta/", "/v1alpha/", "/upload/")):
         return "gemini"
     if text.startswith("/v1/models/") and ":" in text:  # Gemini's method, or OpenAI's model id
         return "gemini|openai"
-    return "openai"
+    if text.startswith(("/v1/messages/", "/v1/complete")):
+        return "anthropic"
+    head = request.split(b"\r\n\r\n", 1)[0].lower()
+    own = [api for api, names in _CLIENT_HEADERS.items() if any(n in head for n in names)]
+    return "|".join(["openai", *own])
+
+
+_CLIENT_HEADERS = {
+    "anthropic": (b"\r\nanthropic-version:", b"\r\nx-api-key:"),
+    "gemini": (b"\r\nx-goog-api-key:",),
+}
+"""Headers by which an API recognizes its client (`IngressAPI.recognizes`)."""
 
 
 def error_shape_problem(api: str, body: bytes) -> str | None:

@@ -82,7 +82,7 @@ def test_http_layer(fuzzed: Fuzzed, case: RawCase) -> None:
             raise
         assert not fuzzed.log.take()
         return
-    check(fuzzed, api_of(case.path), answer)
+    check(fuzzed, api_of(case.path, case.data), answer)
 
 
 def test_a_lone_surrogate_after_a_valid_pair_is_named(fuzzed: Fuzzed) -> None:

@@ -6,9 +6,11 @@ and headers (`anthropic-beta`, `anthropic-version`): thinking and its signatures
 markers, documents, server tools, context management and every future field pass both ways.
 Any other backend gets the request translated through the canonical form (translation in
 `schema`, `request`, `response`, `stream`, `errors` beside this module); answers, streams and
-errors go back in Anthropic's wire shape. Other `/v1/*` endpoints (`/v1/messages/batches`,
-`/v1/files` ...) are passed through as they are (see the `openai_api` plugin) to the backend
-of a route whose `match.path` names them, an Anthropic backend included.
+errors go back in Anthropic's wire shape. An Anthropic client's other requests (`other`):
+`GET /v1/models` in Anthropic's shape, and every other `/v1/*` endpoint
+(`/v1/messages/batches`, `/v1/files` ...) passed through as it is, with Anthropic's feature
+headers, to the backend of a route whose `match.path` names it; the gateway's own errors
+there are in Anthropic's shape too.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from modelway import hookimpl, jsonx
 from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, bad_request
-from modelway.ingress import Endpoint, IngressAPI, WireSupport
+from modelway.ingress import Endpoint, IngressAPI, LocalAnswer, WireSupport
+from modelway.plugins.ingress.anthropic import other
 from modelway.plugins.ingress.anthropic.errors import error_object
 from modelway.plugins.ingress.anthropic.native import CountTokensWire, MessagesWire, OtherWire
 from modelway.plugins.ingress.anthropic.request import to_openai_request
 from modelway.plugins.ingress.anthropic.response import new_message_id, to_anthropic_message
 from modelway.plugins.ingress.anthropic.schema import validate_request
 from modelway.plugins.ingress.anthropic.stream import AnthropicStreamEncoder
-from modelway.plugins.ingress.openai import parse_json_object
+from modelway.plugins.ingress.openai import other_call, parse_json_object
+from modelway.runtime import Gateway
 from modelway.wire import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, Call
 
 API = "anthropic"
@@ -84,11 +88,22 @@ class AnthropicAPI(IngressAPI):
 
     def match(self, method: str, path: str) -> Endpoint | None:
         if method != "POST":
-            return None
+            return other.models_endpoint(method, path)
         return {MESSAGES_PATH: _MESSAGES, COUNT_PATH: _COUNT}.get(path)
 
     def claims(self, path: str) -> bool:
         return path in (MESSAGES_PATH, COUNT_PATH)
+
+    def fallback(self, method: str, path: str) -> Endpoint | None:
+        return other.other_endpoint(path)
+
+    def recognizes(self, path: str, headers: Mapping[str, str]) -> bool:
+        return other.recognizes(path, headers)
+
+    async def local_answer(
+        self, endpoint: Endpoint, ctx: RequestContext, gateway: Gateway
+    ) -> LocalAnswer:
+        return other.models_answer(endpoint, ctx, gateway.exposed_models())
 
     def wire(self, name: str) -> WireSupport:
         return _WIRES[name]
@@ -96,6 +111,8 @@ class AnthropicAPI(IngressAPI):
     def decode(
         self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], query: str = ""
     ) -> Call:
+        if endpoint is other.OTHER:
+            return other_call(body, headers, query)
         data = parse_json_object(body, headers)
         counting = endpoint is _COUNT
         check_body(data, counting)
@@ -108,8 +125,9 @@ class AnthropicAPI(IngressAPI):
         if call.wire not in (ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS):
             raise GatewayError(
                 400,
-                "this endpoint is passed through to Anthropic backends only",
-                code="unsupported",
+                f"{call.method} {call.path} is passed through to Anthropic backends only, and "
+                "this route's backend is not one",
+                code="unsupported_endpoint",
             )
         data = call.body if call.wire == ANTHROPIC_MESSAGES else {"max_tokens": 1, **call.body}
         request = validate_request(data)

@@ -18,6 +18,7 @@ from modelway.errors import GatewayError
 from modelway.ingress import WireSupport
 from modelway.nativestream import SSEStream, event_json, frame
 from modelway.plugins.ingress.anthropic.errors import error_object
+from modelway.plugins.ingress.openai.native import OtherView
 from modelway.viewkit import (
     SettingsView,
     dicts,
@@ -371,10 +372,16 @@ class CountTokensWire(MessagesWire):
 
 
 class OtherWire(MessagesWire):
+    """Anthropic's other endpoints (batches, files, models ...): a body with no messages to
+    add to (`OtherView`), Anthropic's feature headers sent on."""
+
     name = PASSTHROUGH
     filterable_streams = False
     answer_key = None
     json_answers = False
+
+    def view(self, call: Call) -> OtherView:
+        return OtherView(call)
 
     def usage(self, body: Any) -> Usage | None:
         return None

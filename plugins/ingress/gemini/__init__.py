@@ -8,7 +8,8 @@ field pass both ways. Any other backend gets the request translated through the 
 form; answers, streams and errors go back in Gemini's wire shape. The model comes from the
 URL path. Field names are read in either of the spellings Google accepts (`maxOutputTokens`
 or `max_output_tokens`). Other Gemini endpoints (`embedContent`, `cachedContents`, `files`
-...) pass through to Gemini backends.
+...) pass through to Gemini backends; on Google's paths (and with `x-goog-api-key`) the
+gateway's own errors are in Google's shape, a path it does not serve included.
 
 `thinkingConfig` and thought parts become the hub's reasoning fields (`reasoning`). What
 does not translate to other providers: `safetySettings`, `topK`, logprobs and speech
@@ -75,6 +76,8 @@ _OTHER_PATH = re.compile(
     r"/(v1beta|v1alpha)/.+|/v1/(models|tunedModels|cachedContents|files)/[^?]*:.+"
 )
 
+_GOOGLE_PATH = re.compile(r"/(upload/)?(v1beta|v1alpha)(/|$)|/upload/|/v1/[^?]*:[A-Za-z]+$")
+
 
 def _model(ctx: RequestContext) -> str:
     return ctx.model or ""
@@ -111,6 +114,11 @@ class GeminiAPI(IngressAPI):
 
     def fallback(self, method: str, path: str) -> Endpoint | None:
         return _OTHER if _OTHER_PATH.fullmatch(path) else None
+
+    def recognizes(self, path: str, headers: Mapping[str, str]) -> bool:
+        """Google's paths (`/v1beta/...`, uploads, `model:method`) or its key header: the
+        gateway's errors there are in Google's shape."""
+        return "x-goog-api-key" in headers or _GOOGLE_PATH.match(path) is not None
 
     def wire(self, name: str) -> WireSupport:
         return self._wires[name]

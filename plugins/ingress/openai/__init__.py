@@ -37,7 +37,7 @@ from modelway.plugins.ingress.openai.schema import ChatCompletionRequest, Embedd
 from modelway.runtime import Gateway
 from modelway.wire import OPENAI_CHAT, OPENAI_EMBEDDINGS, PASSTHROUGH, Call
 
-__all__ = ["OpenAIAPI", "error_object", "parse_json_object"]
+__all__ = ["OpenAIAPI", "error_object", "other_call", "parse_json_object"]
 
 API = "openai"
 _CHAT = Endpoint(API, Operation.CHAT, "chat.completions", wire=OPENAI_CHAT)
@@ -105,7 +105,7 @@ class OpenAIAPI(IngressAPI):
         self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], query: str = ""
     ) -> Call:
         if endpoint is _OTHER:
-            return _other_call(body, headers, query)
+            return other_call(body, headers, query)
         data = parse_json_object(body, headers)
         if "model" not in data:
             raise bad_request(
@@ -165,7 +165,7 @@ def _stored_completions(method: str, path: str) -> bool:
     return path.startswith("/chat/completions/") and method in ("GET", "POST", "DELETE")
 
 
-def _other_call(body: bytes, headers: Mapping[str, str], query: str) -> Call:
+def other_call(body: bytes, headers: Mapping[str, str], query: str) -> Call:
     """Any other endpoint: the body as it is; JSON is read for `model` and `stream`."""
     content_type = headers.get("content-type", "")
     data: dict[str, Any] = {}
