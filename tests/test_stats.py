@@ -525,3 +525,23 @@ def test_modelway_stats_command(tmp_path):
         )
     assert result.returncode == 0, result.stderr
     assert table_rows(result.stdout, "solo")["a"][1] == "1"
+
+
+def test_cost_is_counted_without_the_budgets_plugin(tmp_path):
+    with UpstreamServer(answering("priced answer")) as upstream:
+        config = {
+            "plugins": admin_plugins({"openai": None, "stats": None}),
+            "backends": {"p": {"provider": "openai", "base_url": upstream.url,
+                               "api_key": BACKEND_KEY,
+                               "price": {"input": 1000000, "output": 2000000}}},
+            "routes": [{"name": "priced", "match": {"model": "priced-model"}, "backend": "p"}],
+        }  # fmt: skip
+        with run_gateway(config, directory=tmp_path) as gw:
+            answer = client(gw).chat.completions.create(
+                model="priced-model", messages=[{"role": "user", "content": "hi"}]
+            )
+            assert answer.usage is not None
+            expected = answer.usage.prompt_tokens * 1.0 + answer.usage.completion_tokens * 2.0
+            data = stats_when(gw, routed("priced", 1))
+            assert data["routes"]["priced"]["cost_usd"] == pytest.approx(expected)
+            assert expected > 0

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelway import hookimpl
+from modelway.plugins.governance.costs import served_cost
 from modelway.plugins.ops.statshare import StatsShare, variant_label
 from modelway.services import Services, StatsService
 from modelway.state import StateUnavailable
@@ -127,7 +128,7 @@ class Bucket:
         self.statuses[str(record.get("status"))] += 1
         self.prompt_tokens += int(_number(record, "prompt_tokens") or 0)
         self.completion_tokens += int(_number(record, "completion_tokens") or 0)
-        self.cost_usd += _number(record, "cost_usd") or 0.0  # set by the `budgets` plugin
+        self.cost_usd += _number(record, "cost_usd") or 0.0  # `budgets`'s, else priced by the hook
         latency = _number(record, "latency_ms")
         if latency is not None:
             self.latency.add(latency)
@@ -273,4 +274,6 @@ class StatsPlugin:
     @hookimpl
     def modelway_request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:
         if ctx.gateway is not None:
+            if "cost_usd" not in record and ctx.usage is not None:  # no `budgets`: price it here
+                record = {**record, "cost_usd": served_cost(ctx) or 0.0}
             board_of(ctx.gateway.services).record(record)
