@@ -13,7 +13,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from modelway import jsonx, timeouts
+from modelway import hubfit, jsonx, timeouts
 from modelway.canonical import CanonicalRequest, UpstreamRequest
 from modelway.context import Attempt, AttemptOutcome, RequestContext
 from modelway.errors import GatewayError
@@ -117,7 +117,7 @@ def _build(
     if lane == NATIVE:
         assert ctx.call is not None
         return lane, None, provider.build_native(ctx, ctx.call, model)
-    request = upstream_request_for(hub or ctx.hub(), model)
+    request = hubfit.fit(ctx, attempt, upstream_request_for(hub or ctx.hub(), model))
     return lane, request, provider.build_request(ctx, request)
 
 

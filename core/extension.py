@@ -120,6 +120,12 @@ class Provider(ABC):
         speaking one of them gets the same-API lane (`build_native`)."""
         return frozenset()
 
+    def hub_features(self, model: str) -> frozenset[str]:
+        """The optional hub features (`modelway.hubfit.FEATURES`: `top_k`, `service_tier`,
+        Anthropic's own fields and tools) this backend sends on for `model`. The gateway
+        drops or refuses the others before `build_request`; none by default."""
+        return frozenset()
+
     def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
         """The wire request for the client's own body (same-API lane), for `model`."""
         raise GatewayError(

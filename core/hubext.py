@@ -19,6 +19,11 @@ OpenAI-compatible servers' spellings where they have one):
 - choice `stop_sequence` (the matched stop sequence) and `stop_reason` (a provider's own stop
   reason the finish reason cannot say: `pause_turn`, `refusal`).
 - usage `cache_creation_input_tokens` (cache writes, part of `prompt_tokens`).
+- request `top_k` (vLLM's spelling; Anthropic's `top_k`, Gemini's `topK`), `service_tier`
+  (OpenAI's values; Anthropic's `standard_only` is `default`), and Anthropic's own, as sent:
+  `context_management`, `mcp_servers`, `container`, and `anthropic_tools` (its server and
+  built-in tools, `web_search_20250305`, `bash_20250124` ...). A backend that does not take
+  one gets a 400 or has it dropped (`modelway.hubfit`).
 
 `HUB_ONLY_REQUEST` and `HUB_ONLY_MESSAGE` are the names no OpenAI backend knows: the OpenAI
 provider removes them before sending (`strip_for_openai`).
@@ -40,6 +45,13 @@ GEMINI_SIGNATURE = "gemini:"
 """Prefix of a Gemini `thoughtSignature` carried as a thinking block's signature."""
 GEMINI_CALL_SIGNATURE = "gemini:call:"
 """Prefix of a Gemini function call's `thoughtSignature` (`gemini:call:<n>:<signature>`)."""
+
+TOP_K = "top_k"
+SERVICE_TIER = "service_tier"
+CONTEXT_MANAGEMENT = "context_management"
+ANTHROPIC_TOOLS = "anthropic_tools"
+ANTHROPIC_FIELDS = ("context_management", "mcp_servers", "container")
+"""Anthropic request fields the hub carries as they are."""
 
 HUB_ONLY_REQUEST = frozenset({THINKING})
 HUB_ONLY_MESSAGE = frozenset({THINKING_BLOCKS, "reasoning_items"})

@@ -118,6 +118,7 @@ def test_system_sampling_stop_metadata_and_stream():
         "max_tokens": 256,
         "temperature": 0.5,
         "top_p": 0.9,
+        "top_k": 40,  # the hub's: a backend that takes no top_k refuses it (modelway.hubfit)
         "stop": ["\n\nHuman:", "END"],
         "user": "13803d75-b4b5-4c3e-b2a2-6f21399b021b",
         "thinking": {"type": "disabled"},  # the hub's: a backend that can think is told not to

@@ -129,6 +129,7 @@ def test_request_as_the_sdk_writes_it():
         ],
         "temperature": 0.2,
         "top_p": 0.9,
+        "top_k": 40,  # the hub's: a backend that takes no top_k refuses it (modelway.hubfit)
         "n": 2,
         "max_tokens": 10,
         "presence_penalty": 0.1,

@@ -87,7 +87,8 @@ class AzureProvider(OpenAIProvider):
             raise ConfigError("provider 'azure' needs options (at least `api_version`)")
         responses = options.path_style == "v1" if options.responses is None else options.responses
         super().__init__(
-            backend, OpenAIOptions(stream_usage=options.stream_usage, responses=responses)
+            backend,
+            OpenAIOptions(stream_usage=options.stream_usage, responses=responses, top_k=False),
         )
         self.azure = options
         self._official = True  # Azure OpenAI takes no reasoning_content either

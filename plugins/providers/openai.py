@@ -24,7 +24,7 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError, upstream_error
 from modelway.extension import Provider, ProviderSpec, StreamDecoder
-from modelway.hubext import strip_for_openai
+from modelway.hubext import SERVICE_TIER, TOP_K, strip_for_openai
 from modelway.plugins.providers.responses import lane
 from modelway.plugins.providers.responses.stream import ResponsesStreamDecoder
 from modelway.providerkit import (
@@ -59,6 +59,10 @@ class OpenAIOptions(BaseModel):
     api: Literal["chat", "responses"] = "chat"
     """Where chat requests go: `responses` for a model served only by the Responses API
     (chat clients are translated to it; Responses clients get the same-API lane)."""
+    top_k: bool | None = None
+    """Whether the server takes `top_k` (vLLM, SGLang, llama.cpp, LM Studio ... do): a
+    translated request that carries it (Anthropic's `top_k`, Gemini's `topK`) sends it, else
+    it is a 400. Default: yes for a `base_url` other than api.openai.com."""
 
 
 class OpenAIStreamDecoder(SSEStreamDecoder):
@@ -96,6 +100,17 @@ class OpenAIProvider(Provider):
         self._official = self.base_url == DEFAULT_BASE_URL
         self._static_headers = self._headers()
         self._wires = self._native_wires()
+        self._features = self._hub_features()
+
+    def _hub_features(self) -> frozenset[str]:
+        """`service_tier` is OpenAI's own field; `top_k` only where the server takes it."""
+        top_k = self.options.top_k
+        if top_k is None:
+            top_k = not self._official and self.options.api == "chat"
+        return frozenset({SERVICE_TIER, TOP_K} if top_k else {SERVICE_TIER})
+
+    def hub_features(self, model: str) -> frozenset[str]:
+        return self._features
 
     def _native_wires(self) -> frozenset[str]:
         wires = set(self.native)

@@ -34,6 +34,7 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.extension import Provider, ProviderSpec, StreamDecoder
+from modelway.hubext import ANTHROPIC_TOOLS, CONTEXT_MANAGEMENT, TOP_K
 from modelway.plugins.providers.anthropic.errors import error_from_body
 from modelway.plugins.providers.anthropic.request import request_to_anthropic
 from modelway.plugins.providers.anthropic.response import parse_message
@@ -43,7 +44,12 @@ from modelway.plugins.providers.gemini import (
     response_meta,
 )
 from modelway.plugins.providers.gemini.errors import error_from_google
-from modelway.plugins.providers.gemini.request import method_name, model_path, to_gemini_request
+from modelway.plugins.providers.gemini.request import (
+    GEMINI_FEATURES,
+    method_name,
+    model_path,
+    to_gemini_request,
+)
 from modelway.plugins.providers.gemini.response import parse_gemini_answer
 from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
 from modelway.providerkit import dumps, request_key, require_operation
@@ -297,6 +303,13 @@ class VertexProvider(Provider):
             return frozenset({ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS})
         return frozenset({GEMINI_GENERATE, GEMINI_COUNT_TOKENS})
 
+    def hub_features(self, model: str) -> frozenset[str]:
+        """Claude on Vertex: `top_k`, context management and Anthropic's tools (no service
+        tiers, MCP connector or containers); Gemini: `top_k`."""
+        if publisher_for(model, self.options.publisher) == "anthropic":
+            return frozenset({TOP_K, CONTEXT_MANAGEMENT, ANTHROPIC_TOOLS})
+        return GEMINI_FEATURES
+
     def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
         """The client's own body, to the model's publisher endpoint (rawPredict for Claude:
         the body without `model`, with Vertex's `anthropic_version`)."""
@@ -332,6 +345,9 @@ class VertexProvider(Provider):
             **self.backend.headers,
             "authorization": f"Bearer {self._token(ctx)}",
         }
+        beta = ctx.forwarded_headers().get("anthropic-beta")  # an Anthropic client's betas
+        if publisher == "anthropic" and beta:
+            headers["anthropic-beta"] = beta
         return UpstreamRequest("POST", url, headers, dumps(body), self.backend.timeout_seconds)
 
     def parse_response(

@@ -26,7 +26,11 @@ from modelway.ingress import Endpoint, IngressAPI, LocalAnswer, WireSupport
 from modelway.plugins.ingress.anthropic import other
 from modelway.plugins.ingress.anthropic.errors import error_object
 from modelway.plugins.ingress.anthropic.native import CountTokensWire, MessagesWire, OtherWire
-from modelway.plugins.ingress.anthropic.request import to_openai_request
+from modelway.plugins.ingress.anthropic.request import (
+    hub_extras,
+    split_own_tools,
+    to_openai_request,
+)
 from modelway.plugins.ingress.anthropic.response import new_message_id, to_anthropic_message
 from modelway.plugins.ingress.anthropic.schema import validate_request
 from modelway.plugins.ingress.anthropic.stream import AnthropicStreamEncoder
@@ -130,10 +134,10 @@ class AnthropicAPI(IngressAPI):
                 code="unsupported_endpoint",
             )
         data = call.body if call.wire == ANTHROPIC_MESSAGES else {"max_tokens": 1, **call.body}
+        data, own_tools = split_own_tools(data)
         request = validate_request(data)
-        return CanonicalRequest(
-            call.operation, request.model, to_openai_request(request), call.stream, call.stream
-        )
+        body = {**to_openai_request(request), **hub_extras(data, own_tools)}
+        return CanonicalRequest(call.operation, request.model, body, call.stream, call.stream)
 
     def encode_response(self, ctx: RequestContext, response: CanonicalResponse) -> bytes:
         if ctx.call is not None and ctx.call.operation is Operation.COUNT_TOKENS:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from modelway.errors import bad_request
-from modelway.hubext import REASONING_CONTENT, THINKING, THINKING_BLOCKS, effort_from_thinking
+from modelway.hubext import (
+    ANTHROPIC_FIELDS,
+    ANTHROPIC_TOOLS,
+    REASONING_CONTENT,
+    SERVICE_TIER,
+    THINKING,
+    THINKING_BLOCKS,
+    TOP_K,
+    effort_from_thinking,
+)
 from modelway.plugins.ingress.anthropic.schema import (
     Base64Source,
     DocumentBlock,
@@ -22,6 +31,33 @@ from modelway.plugins.ingress.anthropic.schema import (
 from modelway.providerkit import dumps
 
 
+def split_own_tools(data: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """The request without Anthropic's own tools (server tools such as `web_search_20250305`,
+    built-in ones such as `bash_20250124`: any `type` but `custom`), and those tools."""
+    tools = data.get("tools")
+    if not isinstance(tools, list):
+        return data, []
+    own = [t for t in tools if isinstance(t, dict) and t.get("type") not in (None, "custom")]
+    if not own:
+        return data, []
+    return {**data, "tools": [t for t in tools if not any(t is o for o in own)]}, own
+
+
+_TIERS = {"auto": "auto", "standard_only": "default"}
+
+
+def hub_extras(data: dict[str, Any], own_tools: list[Any]) -> dict[str, Any]:
+    """What the hub carries beside the chat shape: `service_tier` (as OpenAI's value),
+    Anthropic's own fields (`context_management`, `mcp_servers`, `container`) and tools."""
+    out = {name: data[name] for name in ANTHROPIC_FIELDS if data.get(name) is not None}
+    tier = data.get(SERVICE_TIER)
+    if tier is not None:
+        out[SERVICE_TIER] = _TIERS.get(tier, tier) if isinstance(tier, str) else tier
+    if own_tools:
+        out[ANTHROPIC_TOOLS] = own_tools
+    return out
+
+
 def to_openai_request(request: MessagesRequest) -> dict[str, Any]:
     """The canonical (OpenAI chat-completions) body for an Anthropic Messages request."""
     body: dict[str, Any] = {
@@ -29,7 +65,7 @@ def to_openai_request(request: MessagesRequest) -> dict[str, Any]:
         "messages": openai_messages(request),
         "max_tokens": request.max_tokens,
     }
-    for name in ("temperature", "top_p"):
+    for name in ("temperature", "top_p", TOP_K):
         if getattr(request, name) is not None:
             body[name] = getattr(request, name)
     if request.stop_sequences:

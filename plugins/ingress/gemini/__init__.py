@@ -12,12 +12,12 @@ or `max_output_tokens`). Other Gemini endpoints (`embedContent`, `cachedContents
 gateway's own errors are in Google's shape, a path it does not serve included.
 
 `thinkingConfig` and thought parts become the hub's reasoning fields (`reasoning`). What
-does not translate to other providers: `safetySettings`, `topK`, logprobs and speech
-settings are accepted and not forwarded; `cachedContent`, built-in tools
-(Google Search, code execution, ...) and non-text response modalities are refused with a 400,
-since no backend behind the canonical form could honour them. This module is the
-`IngressAPI`; the pure translation is beside it (`request` with `options` and `fields`,
-`response`, `stream`, `errors`), the same-API views in `native`.
+does not translate to other providers: `safetySettings`, logprobs and speech settings are
+accepted and not forwarded (`topK` is the hub's `top_k`: see `modelway.hubfit`);
+`cachedContent`, built-in tools (Google Search, code execution, ...) and non-text response
+modalities are refused with a 400, since no backend behind the canonical form could honour
+them. This module is the `IngressAPI`; the pure translation is beside it (`request` with
+`options` and `fields`, `response`, `stream`, `errors`), the same-API views in `native`.
 """
 
 from __future__ import annotations

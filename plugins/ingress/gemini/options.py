@@ -38,6 +38,9 @@ def generation_params(config: Any) -> JSON:
             where = f"generationConfig.{source}"
             raise bad_request(f"{where} must be {_KIND_NAMES[kind]}", param=where)
         out[target] = value
+    top_k = get(config, "topK")
+    if top_k is not None:
+        out["top_k"] = whole_number(top_k, "generationConfig.topK")
     stop = get(config, "stopSequences")
     if stop:
         where = "generationConfig.stopSequences"
@@ -48,6 +51,15 @@ def generation_params(config: Any) -> JSON:
     out.update(response_format(config))
     _refuse_modalities(get(config, "responseModalities"))
     return out
+
+
+def whole_number(value: Any, where: str) -> int:
+    """A whole number (the google-genai SDK writes `topK` as a float: 40.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request(f"{where} must be a whole number", param=where)
+    return value
 
 
 def response_format(config: JSON) -> JSON:

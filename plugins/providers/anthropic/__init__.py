@@ -25,6 +25,7 @@ from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.extension import Provider, ProviderSpec
 from modelway.plugins.providers.anthropic.errors import error_from_body
+from modelway.plugins.providers.anthropic.features import FEATURES
 from modelway.plugins.providers.anthropic.request import DEFAULT_VERSION, request_to_anthropic
 from modelway.plugins.providers.anthropic.response import parse_message
 from modelway.plugins.providers.anthropic.stream import AnthropicStreamDecoder
@@ -87,6 +88,9 @@ class AnthropicProvider(Provider):
     def native_wires(self, model: str) -> frozenset[str]:
         return NATIVE
 
+    def hub_features(self, model: str) -> frozenset[str]:
+        return FEATURES
+
     def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
         """The client's own body and feature headers; the backend's version and betas are
         added to the client's, the credentials are the gateway's."""
@@ -126,7 +130,10 @@ class AnthropicProvider(Provider):
             default_max_tokens=self.options.default_max_tokens,
             sampling=self.options.sends_sampling,
         )
-        headers = {**self._static_headers, **self._auth(ctx)}
+        beta = ctx.forwarded_headers().get("anthropic-beta")  # an Anthropic client's betas
+        static = self._static_headers
+        headers = merge_anthropic_headers(static, {"anthropic-beta": beta}) if beta else static
+        headers = {**headers, **self._auth(ctx)}
         url = self.url
         if request.operation is Operation.COUNT_TOKENS:
             body = {k: body[k] for k in COUNT_FIELDS if k in body}

@@ -11,6 +11,7 @@ from typing import Any
 
 from modelway.errors import bad_request
 from modelway.hubext import MIN_BUDGET, THINKING_BLOCKS, thinking_from_effort
+from modelway.plugins.providers.anthropic.features import anthropic_features, with_own_tools
 from modelway.providerkit import DataURL, parse_data_url
 
 Json = dict[str, Any]
@@ -30,7 +31,7 @@ def request_to_anthropic(body: Json, *, default_max_tokens: int, sampling: bool 
     """An OpenAI chat-completions request body as an Anthropic Messages request body.
 
     `default_max_tokens` applies when the client set neither `max_completion_tokens` nor
-    `max_tokens`; `sampling=False` leaves out `temperature` and `top_p` (API version
+    `max_tokens`; `sampling=False` leaves out `temperature`, `top_p` and `top_k` (API version
     2026-10-21 removed them).
     """
     if isinstance(body.get("n"), int) and body["n"] > 1:
@@ -49,6 +50,8 @@ def request_to_anthropic(body: Json, *, default_max_tokens: int, sampling: bool 
     out.update(_sampling(body) if sampling else {})
     out.update(_options(body))
     out.update(_tooling(body))
+    out.update(anthropic_features(body, sampling=sampling))
+    with_own_tools(out, body)
     if body.get("stream") is True:
         out["stream"] = True
     return out

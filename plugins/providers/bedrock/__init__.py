@@ -29,7 +29,11 @@ from modelway.context import RequestContext
 from modelway.errors import ConfigError, GatewayError
 from modelway.extension import Provider, ProviderSpec
 from modelway.plugins.providers.bedrock.errors import error_from_response, error_type
-from modelway.plugins.providers.bedrock.request import converse_request
+from modelway.plugins.providers.bedrock.request import (
+    converse_request,
+    features_for,
+    model_fields,
+)
 from modelway.plugins.providers.bedrock.response import chat_completion
 from modelway.plugins.providers.bedrock.stream import BedrockStreamDecoder, ConverseStreamTranslator
 from modelway.providerkit import answer_object, dumps, rejected_credentials, request_key
@@ -96,12 +100,19 @@ class BedrockProvider(Provider):
             "default_credentials: true, or an api_key (a Bedrock API key)"
         )
 
+    def hub_features(self, model: str) -> frozenset[str]:
+        return features_for(model)
+
     def build_request(self, ctx: RequestContext, request: CanonicalRequest) -> UpstreamRequest:
         action = "converse-stream" if request.stream else "converse"
         url = self._url(request.model, action)
         body = converse_request(request.body)
-        if self.options.additional_model_request_fields:
-            body["additionalModelRequestFields"] = self.options.additional_model_request_fields
+        extra = {
+            **(self.options.additional_model_request_fields or {}),
+            **model_fields(request.body, request.model),
+        }
+        if extra:
+            body["additionalModelRequestFields"] = extra
         data = dumps(body)
         headers = {"content-type": "application/json", **self.backend.headers}
         headers = self._authorize(ctx, url, headers, data)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelway.errors import bad_request
+from modelway.hubext import TOP_K
 from modelway.providerkit import as_dict, dumps, parse_data_url
 
 JSON = dict[str, Any]
@@ -37,6 +38,31 @@ def converse_request(body: Mapping[str, Any]) -> JSON:
     if output_config:
         out["outputConfig"] = output_config
     return out
+
+
+def features_for(model: str) -> frozenset[str]:
+    """The hub's optional features (`modelway.hubfit`) a Bedrock model takes: `top_k` for
+    Claude and Nova models, in `additionalModelRequestFields`."""
+    return frozenset({TOP_K}) if _claude(model) or _nova(model) else frozenset()
+
+
+def model_fields(body: Mapping[str, Any], model: str) -> JSON:
+    """The model-specific `additionalModelRequestFields` of a request: `top_k` (Claude's
+    field; Nova's `inferenceConfig.topK`)."""
+    top_k = body.get(TOP_K)
+    if top_k is None:
+        return {}
+    if _nova(model):
+        return {"inferenceConfig": {"topK": top_k}}
+    return {TOP_K: top_k} if _claude(model) else {}
+
+
+def _claude(model: str) -> bool:
+    return "anthropic.claude" in model
+
+
+def _nova(model: str) -> bool:
+    return "amazon.nova" in model
 
 
 def _conversation(messages: Iterable[Mapping[str, Any]]) -> tuple[list[JSON], list[JSON]]:

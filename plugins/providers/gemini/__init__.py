@@ -22,7 +22,12 @@ from modelway.errors import GatewayError
 from modelway.extension import Provider, ProviderSpec
 from modelway.plugins.providers.gemini.errors import error_from_google, is_auth_failure
 from modelway.plugins.providers.gemini.reasoning import asks_reasoning
-from modelway.plugins.providers.gemini.request import method_name, model_path, to_gemini_request
+from modelway.plugins.providers.gemini.request import (
+    GEMINI_FEATURES,
+    method_name,
+    model_path,
+    to_gemini_request,
+)
 from modelway.plugins.providers.gemini.response import ResponseMeta, parse_gemini_answer
 from modelway.plugins.providers.gemini.stream import GeminiStreamDecoder
 from modelway.providerkit import counted, dumps, parse_error, request_key, require_operation
@@ -81,6 +86,9 @@ class GeminiProvider(Provider):
 
     def native_wires(self, model: str) -> frozenset[str]:
         return NATIVE
+
+    def hub_features(self, model: str) -> frozenset[str]:
+        return GEMINI_FEATURES
 
     def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
         """The client's own body; the model (and API version) are the backend's, in the URL."""

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from modelway.errors import bad_request
+from modelway.hubext import TOP_K
 from modelway.plugins.providers.gemini.reasoning import sign_text, thinking_config, turn_signatures
 from modelway.providerkit import parse_data_url
 
@@ -28,7 +29,10 @@ _CONFIG_FIELDS = (
     ("presence_penalty", "presencePenalty"),
     ("frequency_penalty", "frequencyPenalty"),
     ("seed", "seed"),
+    (TOP_K, "topK"),
 )
+GEMINI_FEATURES = frozenset({TOP_K})
+"""What Gemini takes of the hub's optional features (`modelway.hubfit`): `top_k` as `topK`."""
 _TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
 

@@ -1,0 +1,108 @@
+"""The hub's optional features (`hubext`: `top_k`, `service_tier`, Anthropic's own fields and
+tools) fitted to one backend before its provider encodes the request.
+
+A provider names the features it sends on (`Provider.hub_features`). Each other feature in the
+request is dropped where that is harmless, and noted (the access log's `extra.not_sent`, the
+answer header `x-modelway-not-sent`), or refused with a 400 that names the feature and the
+backend, in the client's API shape:
+
+- `context_management` (Anthropic's server-side clearing of old tool results and thinking) is
+  dropped: the backend reads the whole conversation, as it would without the optimisation.
+- `service_tier` `auto` or `default` (Anthropic's `auto` and `standard_only`) is dropped: a
+  backend without tiers serves its standard one. Any other tier is a 400.
+- `top_k`, `anthropic_tools` (server tools such as `web_search_20250305`, built-in ones such
+  as `bash_20250124`), `mcp_servers` and `container`: a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelway.canonical import CanonicalRequest
+from modelway.context import Attempt, RequestContext
+from modelway.errors import GatewayError, bad_request
+from modelway.hubext import (
+    ANTHROPIC_FIELDS,
+    ANTHROPIC_TOOLS,
+    CONTEXT_MANAGEMENT,
+    SERVICE_TIER,
+    TOP_K,
+)
+
+FEATURES = frozenset({TOP_K, SERVICE_TIER, ANTHROPIC_TOOLS, *ANTHROPIC_FIELDS})
+"""Every hub feature a backend may not take."""
+NOT_SENT_HEADER = "x-modelway-not-sent"
+STANDARD_TIERS = frozenset({"auto", "default"})
+
+
+def fit(ctx: RequestContext, attempt: Attempt, request: CanonicalRequest) -> CanonicalRequest:
+    """`request` as `attempt`'s backend takes it: features it does not take dropped (noted on
+    `ctx`), or a 400 for the first one that cannot be dropped."""
+    ctx.response_headers.pop(NOT_SENT_HEADER, None)
+    ctx.annotations.pop("not_sent", None)
+    present = sorted(name for name in FEATURES if name in request.body)
+    if not present:
+        return request
+    taken = attempt.backend.provider.hub_features(request.model)
+    missing = [name for name in present if name not in taken]
+    for name in missing:
+        if not _droppable(name, request.body[name]):
+            raise refusal(name, request.body[name], attempt, request.model)
+    if not missing:
+        return request
+    _note(ctx, missing, attempt)
+    body = {k: v for k, v in request.body.items() if k not in missing}
+    return CanonicalRequest(
+        request.operation, request.model, body, request.stream, request.client_wants_usage
+    )
+
+
+def _droppable(name: str, value: Any) -> bool:
+    if value is None or name == CONTEXT_MANAGEMENT:  # a null asks for nothing
+        return True
+    return name == SERVICE_TIER and value in STANDARD_TIERS
+
+
+def _note(ctx: RequestContext, dropped: list[str], attempt: Attempt) -> None:
+    reason = f"backend '{attempt.backend.name}' does not take them; dropping them is harmless"
+    ctx.annotations["not_sent"] = {"fields": dropped, "reason": reason}
+    ctx.response_headers[NOT_SENT_HEADER] = ", ".join(dropped)
+
+
+def backend_label(attempt: Attempt, model: str) -> str:
+    """`backend 'gpt' (openai, model gpt-4o-mini)`."""
+    backend = attempt.backend
+    return f"backend '{backend.name}' ({backend.provider_name}, model {model})"
+
+
+def refusal(name: str, value: Any, attempt: Attempt, model: str) -> GatewayError:
+    """The 400 for a feature the backend cannot take."""
+    where = backend_label(attempt, model)
+    if name == ANTHROPIC_TOOLS:
+        tool = value[0] if isinstance(value, list) and value else {}
+        tool = tool if isinstance(tool, dict) else {}
+        return bad_request(
+            f"the Anthropic tool '{tool.get('name')}' ({tool.get('type')}) cannot be sent to "
+            f"{where}: Anthropic's server and built-in tools run on Anthropic backends only",
+            param="tools",
+            code="unsupported_feature",
+        )
+    if name == SERVICE_TIER:
+        return bad_request(
+            f"service_tier '{value}' cannot be sent to {where}, which has no service tiers "
+            "(auto and default are left out)",
+            param=name,
+            code="unsupported_feature",
+        )
+    if name == TOP_K:
+        return bad_request(
+            f"top_k cannot be sent to {where}, which does not take it; send the request "
+            "without top_k",
+            param=name,
+            code="unsupported_feature",
+        )
+    return bad_request(
+        f"{name} cannot be sent to {where}: it is a feature of Anthropic backends only",
+        param=name,
+        code="unsupported_feature",
+    )
