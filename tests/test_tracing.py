@@ -52,6 +52,16 @@ def config(receiver: str, primary: str, backup: str, guard: str, capture: bool) 
     }  # fmt: skip
 
 
+def one_route(receiver: str, upstream: str, match: str = "*") -> dict:
+    """One openai backend behind one route, traced to `receiver`."""
+    return {
+        "plugins": {"openai": None,
+                    "tracing": {"endpoint": receiver, "export_interval_seconds": 0.05}},
+        "backends": {"b": {"provider": "openai", "base_url": upstream, "api_key": "k"}},
+        "routes": [{"name": "r", "match": {"model": match}, "backend": "b"}],
+    }  # fmt: skip
+
+
 def run(capture: bool = False) -> tuple[list[dict], list[Received], list[dict]]:
     with (
         OtlpReceiver() as receiver,
@@ -150,13 +160,7 @@ def test_capture_content_records_the_prompt_when_asked():
 
 def test_a_request_without_traceparent_starts_its_own_trace(openai_upstream: UpstreamServer):
     with OtlpReceiver() as receiver:
-        settings = {"endpoint": receiver.url, "export_interval_seconds": 0.05}
-        cfg = {
-            "plugins": {"openai": None, "tracing": settings},
-            "backends": {"b": {"provider": "openai", "base_url": openai_upstream.url,
-                               "api_key": "k"}},
-            "routes": [{"name": "r", "match": {"model": "*"}, "backend": "b"}],
-        }  # fmt: skip
+        cfg = one_route(receiver.url, openai_upstream.url)
         with run_gateway(cfg) as gw:
             sdk = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk", max_retries=0))
             sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
@@ -191,13 +195,7 @@ def test_the_standard_otel_variables_configure_it(openai_upstream: UpstreamServe
 def test_an_unsampled_trace_records_nothing_and_still_propagates(openai_upstream: UpstreamServer):
     unsampled, sampled = "1" * 32, "2" * 32
     with OtlpReceiver() as receiver:
-        settings = {"endpoint": receiver.url, "export_interval_seconds": 0.05}
-        cfg = {
-            "plugins": {"openai": None, "tracing": settings},
-            "backends": {"b": {"provider": "openai", "base_url": openai_upstream.url,
-                               "api_key": "k"}},
-            "routes": [{"name": "r", "match": {"model": "*"}, "backend": "b"}],
-        }  # fmt: skip
+        cfg = one_route(receiver.url, openai_upstream.url)
         with run_gateway(cfg) as gw:
             sdk = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk", max_retries=0))
             for trace_id, flags in ((unsampled, "00"), (sampled, "01")):
@@ -214,13 +212,7 @@ def test_an_unsampled_trace_records_nothing_and_still_propagates(openai_upstream
 
 def test_a_request_refused_before_routing_has_its_span(openai_upstream: UpstreamServer):
     with OtlpReceiver() as receiver:
-        settings = {"endpoint": receiver.url, "export_interval_seconds": 0.05}
-        cfg = {
-            "plugins": {"openai": None, "tracing": settings},
-            "backends": {"b": {"provider": "openai", "base_url": openai_upstream.url,
-                               "api_key": "k"}},
-            "routes": [{"name": "r", "match": {"model": "gpt-*"}, "backend": "b"}],
-        }  # fmt: skip
+        cfg = one_route(receiver.url, openai_upstream.url, "gpt-*")
         with run_gateway(cfg) as gw:
             sdk = gw.closing(openai.OpenAI(base_url=gw.base_url, api_key="sk", max_retries=0))
             with pytest.raises(openai.NotFoundError):
