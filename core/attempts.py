@@ -134,7 +134,12 @@ async def _try(
     ctx: RequestContext, transport: Transport, attempt: Attempt, hub: CanonicalRequest | None
 ) -> Sent:
     backend = attempt.backend
-    lane, request, wire = _build(ctx, attempt, hub)
+    try:
+        lane, request, wire = _build(ctx, attempt, hub)
+    except GatewayError as refused:  # a feature this backend cannot take: a later one may
+        if refused.code == hubfit.UNSUPPORTED:
+            raise _Retriable(refused) from None
+        raise
     assert ctx.gateway is not None
     try:
         await ctx.gateway.hooks.admit(ctx, attempt)

@@ -32,6 +32,8 @@ from modelway.hubext import (
 FEATURES = frozenset({TOP_K, SERVICE_TIER, ANTHROPIC_TOOLS, *ANTHROPIC_FIELDS})
 """Every hub feature a backend may not take."""
 NOT_SENT_HEADER = "x-modelway-not-sent"
+UNSUPPORTED = "unsupported_feature"
+"""The code of a refusal: this backend cannot take the feature (a later attempt may)."""
 STANDARD_TIERS = frozenset({"auto", "default"})
 
 
@@ -85,24 +87,24 @@ def refusal(name: str, value: Any, attempt: Attempt, model: str) -> GatewayError
             f"the Anthropic tool '{tool.get('name')}' ({tool.get('type')}) cannot be sent to "
             f"{where}: Anthropic's server and built-in tools run on Anthropic backends only",
             param="tools",
-            code="unsupported_feature",
+            code=UNSUPPORTED,
         )
     if name == SERVICE_TIER:
         return bad_request(
             f"service_tier '{value}' cannot be sent to {where}, which has no service tiers "
             "(auto and default are left out)",
             param=name,
-            code="unsupported_feature",
+            code=UNSUPPORTED,
         )
     if name == TOP_K:
         return bad_request(
             f"top_k cannot be sent to {where}, which does not take it; send the request "
             "without top_k",
             param=name,
-            code="unsupported_feature",
+            code=UNSUPPORTED,
         )
     return bad_request(
         f"{name} cannot be sent to {where}: it is a feature of Anthropic backends only",
         param=name,
-        code="unsupported_feature",
+        code=UNSUPPORTED,
     )

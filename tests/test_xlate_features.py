@@ -151,8 +151,11 @@ def gateway(upstream: UpstreamServer, log_path: Path) -> Iterator[RunningGateway
     config = {
         "plugins": plugins,
         "backends": backends(upstream),
-        "routes": [{"match": {"model": name}, "backend": name} for name in backends(upstream)],
-    }
+        "routes": [
+            {"match": {"model": name}, "backend": name} for name in backends(upstream)
+        ] + [{"match": {"model": "strict-or-vllm"}, "backend": "strict",
+              "failover": {"groups": [["vllm"]]}}],
+    }  # fmt: skip
     with run_gateway(config) as gw:
         yield gw
 
@@ -338,3 +341,13 @@ def test_which_openai_backends_take_top_k(base_url, options, takes_top_k):
     backend = BackendConfig(provider="openai", base_url=base_url, api_key="k")
     features = OpenAIProvider(backend, options).hub_features("m")
     assert (TOP_K in features, SERVICE_TIER in features) == (takes_top_k, True)
+
+
+def test_a_backend_that_cannot_take_a_feature_fails_over_to_one_that_can(gateway, upstream):
+    upstream.received.clear()
+    answer = claude(gateway).messages.create(
+        model="strict-or-vllm", max_tokens=50, messages=HELLO, top_k=5
+    )
+    assert answer.content[0].type == "text"
+    (sent,) = upstream.received  # nothing went to the backend that refuses top_k
+    assert (sent.json["model"], sent.json["top_k"]) == ("qwen", 5)
