@@ -170,6 +170,11 @@ class IngressAPI(ABC):
         through to a backend of the same API); asked after every API's `match`."""
         return None
 
+    def own_fallback(self, method: str, path: str) -> Endpoint | None:
+        """`fallback` for a request this API `recognizes` as its client's: it may take paths
+        other APIs share (Google's `/v1/files` from a Gemini client)."""
+        return self.fallback(method, path)
+
     def recognizes(self, path: str, headers: Mapping[str, str]) -> bool:
         """Whether the request comes from a client of this API, by its headers (Anthropic's
         `anthropic-version`) or a path only this API has. Such an API is asked before the

@@ -184,7 +184,8 @@ class RequestPath:
         ctx: RequestContext, apis: list[IngressAPI], forward: bool, ask: str
     ) -> IngressAPI | None:
         for api in apis:
-            endpoint = getattr(api, ask)(ctx.method, ctx.path)
+            own = ask == "fallback" and api.recognizes(ctx.path, ctx.headers)
+            endpoint = getattr(api, "own_fallback" if own else ask)(ctx.method, ctx.path)
             if endpoint is not None and forward and endpoint.local:
                 endpoint = api.fallback(ctx.method, ctx.path)  # the real host answers
             if endpoint is not None:

@@ -160,6 +160,12 @@ def gateway(upstream: UpstreamServer, log_path: Path) -> Iterator[RunningGateway
         yield gw
 
 
+def sdk_fields(**fields: Any) -> dict[str, Any]:
+    """Request fields as `extra_body`: newer anthropic SDKs have no `top_k` or `service_tier`
+    arguments (the API's newest version removed sampling), the wire field is the same."""
+    return {"extra_body": fields}
+
+
 def claude(gw: RunningGateway) -> anthropic.Anthropic:
     make = lambda: anthropic.Anthropic(base_url=gw.url, api_key="sk-client", max_retries=0)  # noqa: E731
     return gw.resource("anthropic", make)
@@ -195,9 +201,8 @@ def test_to_a_compatible_server_top_k_and_the_tier_go_and_context_management_is_
         model="vllm",
         max_tokens=50,
         messages=HELLO,
-        top_k=5,
-        service_tier="standard_only",
-        context_management=CLEARING,
+        extra_body={"top_k": 5, "service_tier": "standard_only",
+                    "context_management": CLEARING},
         betas=[CONTEXT_BETA],
     )
     assert raw.parse().content[0].text == "hi"
@@ -213,7 +218,7 @@ def test_to_a_compatible_server_top_k_and_the_tier_go_and_context_management_is_
 def test_a_stream_to_a_compatible_server_keeps_the_auto_tier(gateway, upstream):
     upstream.received.clear()
     raw = claude(gateway).messages.with_raw_response.create(
-        model="vllm", max_tokens=50, messages=HELLO, service_tier="auto", stream=True
+        model="vllm", max_tokens=50, messages=HELLO, stream=True, **sdk_fields(service_tier="auto")
     )
     events = list(raw.parse())
     assert upstream.last.json[SERVICE_TIER] == "auto" and upstream.last.json["stream"] is True
@@ -222,16 +227,17 @@ def test_a_stream_to_a_compatible_server_keeps_the_auto_tier(gateway, upstream):
 
 
 def test_top_k_to_azure_or_a_server_that_refuses_it_is_a_400_naming_both(gateway, upstream):
-    message = refused(gateway, upstream, model="azure-gpt", top_k=5)
+    message = refused(gateway, upstream, model="azure-gpt", **sdk_fields(top_k=5))
     assert "top_k" in message and "'azure-gpt'" in message and "azure" in message
-    message = refused(gateway, upstream, model="strict", top_k=5, stream=True)
+    message = refused(gateway, upstream, model="strict", stream=True, **sdk_fields(top_k=5))
     assert "top_k" in message and "'strict'" in message
 
 
 def test_the_tier_goes_to_azure(gateway, upstream):
     upstream.received.clear()
     claude(gateway).messages.create(
-        model="azure-gpt", max_tokens=50, messages=HELLO, service_tier="standard_only"
+        model="azure-gpt", max_tokens=50, messages=HELLO,
+        **sdk_fields(service_tier="standard_only")
     )
     assert upstream.last.json[SERVICE_TIER] == "default" and TOP_K not in upstream.last.json
 
@@ -256,7 +262,7 @@ def test_mcp_servers_are_a_400_on_an_openai_backend(gateway, upstream):
 def test_to_gemini_top_k_is_top_k_and_the_standard_tier_is_dropped(gateway, upstream):
     upstream.received.clear()
     raw = claude(gateway).messages.with_raw_response.create(
-        model="gem", max_tokens=50, messages=HELLO, top_k=7, service_tier="auto"
+        model="gem", max_tokens=50, messages=HELLO, **sdk_fields(top_k=7, service_tier="auto")
     )
     assert raw.parse().content[0].text == "hi"
     config = upstream.last.json["generationConfig"]
@@ -267,9 +273,11 @@ def test_to_gemini_top_k_is_top_k_and_the_standard_tier_is_dropped(gateway, upst
 
 def test_to_bedrock_top_k_is_a_claude_models_own_field(gateway, upstream):
     upstream.received.clear()
-    claude(gateway).messages.create(model="br-claude", max_tokens=50, messages=HELLO, top_k=9)
+    claude(gateway).messages.create(
+        model="br-claude", max_tokens=50, messages=HELLO, **sdk_fields(top_k=9)
+    )
     assert upstream.last.json["additionalModelRequestFields"] == {"top_k": 9}
-    message = refused(gateway, upstream, model="br-llama", top_k=9)
+    message = refused(gateway, upstream, model="br-llama", **sdk_fields(top_k=9))
     assert "top_k" in message and "'br-llama'" in message and "meta.llama3" in message
 
 
@@ -280,9 +288,8 @@ def test_on_the_hub_lane_to_anthropic_everything_arrives_as_sent(gateway, upstre
         model="claude-hub",
         max_tokens=50,
         messages=HELLO,
-        top_k=3,
-        service_tier="standard_only",
-        context_management=CLEARING,
+        extra_body={"top_k": 3, "service_tier": "standard_only",
+                    "context_management": CLEARING},
         tools=[tool, WEB_SEARCH],
         betas=[CONTEXT_BETA],
     )
@@ -346,7 +353,7 @@ def test_which_openai_backends_take_top_k(base_url, options, takes_top_k):
 def test_a_backend_that_cannot_take_a_feature_fails_over_to_one_that_can(gateway, upstream):
     upstream.received.clear()
     answer = claude(gateway).messages.create(
-        model="strict-or-vllm", max_tokens=50, messages=HELLO, top_k=5
+        model="strict-or-vllm", max_tokens=50, messages=HELLO, **sdk_fields(top_k=5)
     )
     assert answer.content[0].type == "text"
     (sent,) = upstream.received  # nothing went to the backend that refuses top_k

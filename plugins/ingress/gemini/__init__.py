@@ -76,6 +76,8 @@ _OTHER_PATH = re.compile(
     r"/(v1beta|v1alpha)/.+|/v1/(models|tunedModels|cachedContents|files)/[^?]*:.+"
 )
 
+_GOOGLE_V1 = re.compile(r"/v1/(files|cachedContents|tunedModels|batches|operations)(/[^?]*)?")
+"""Google's `/v1` resources without a `:method`, some of which OpenAI has too."""
 _GOOGLE_PATH = re.compile(r"/(upload/)?(v1beta|v1alpha)(/|$)|/upload/|/v1/[^?]*:[A-Za-z]+$")
 
 
@@ -114,6 +116,10 @@ class GeminiAPI(IngressAPI):
 
     def fallback(self, method: str, path: str) -> Endpoint | None:
         return _OTHER if _OTHER_PATH.fullmatch(path) else None
+
+    def own_fallback(self, method: str, path: str) -> Endpoint | None:
+        """A Google client's `/v1/files`, `/v1/cachedContents` ... are Gemini's, not OpenAI's."""
+        return _OTHER if _GOOGLE_V1.fullmatch(path) else self.fallback(method, path)
 
     def recognizes(self, path: str, headers: Mapping[str, str]) -> bool:
         """Google's paths (`/v1beta/...`, uploads, `model:method`) or its key header: the
