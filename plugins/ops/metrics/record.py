@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from modelway.plugins.governance.costs import served_cost
 from modelway.plugins.ops.metrics.families import Families
 from modelway.plugins.ops.metrics.labels import (
     NONE,
@@ -14,7 +15,6 @@ from modelway.plugins.ops.metrics.labels import (
     provider_of,
     status_class,
 )
-from modelway.pricing import Price, cost_usd, price_for
 from modelway.services import HealthService
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ class Recorder:
         self.routes = Capped()
         self._ejections: dict[str, int] = {}
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self._prices: dict[tuple[str, str | None], Price | None] = {}
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, looked up once per label set (the hot path)."""
@@ -123,20 +122,11 @@ class Recorder:
     ) -> None:
         if served is None or ctx.usage is None:
             return
-        cost = record.get("cost_usd")  # the `budgets` plugin's, with its price overrides
+        cost = record.get("cost_usd")  # the `budgets` plugin's
         if not isinstance(cost, int | float) or isinstance(cost, bool):
-            price = self._price(served.backend.provider_name, ctx.upstream_model or ctx.model)
-            cost = cost_usd(price, ctx.usage) if price is not None else 0.0
+            cost = served_cost(ctx) or 0.0  # the same price: the backend's `price:`, the table
         if cost > 0:
             self.child(self.families.cost, route, served.backend.name, model).inc(cost)
-
-    def _price(self, provider: str, model: str | None) -> Price | None:
-        key = (provider, model)
-        if key not in self._prices:
-            if len(self._prices) > 4096:
-                self._prices.clear()
-            self._prices[key] = price_for(provider, model)
-        return self._prices[key]
 
     def _overhead(self, ctx: RequestContext) -> None:
         timings = ctx.timings
