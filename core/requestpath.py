@@ -39,10 +39,12 @@ class Passed(Exception):
     """Forward mode: the request matched nothing and `unmatched: pass` lets it through."""
 
 
-def _client_first(apis: list[IngressAPI], ctx: RequestContext) -> list[IngressAPI]:
-    """The APIs in order, those that recognize the request as their client's first."""
+def _client_first(
+    apis: list[IngressAPI], ctx: RequestContext
+) -> tuple[list[IngressAPI], list[IngressAPI]]:
+    """The APIs in order, those that recognize the request as their client's first; and those."""
     own = [api for api in apis if api.recognizes(ctx.path, ctx.headers)]
-    return [*own, *(api for api in apis if api not in own)] if own else apis
+    return ([*own, *(api for api in apis if api not in own)] if own else apis), own
 
 
 class NoRoute(Exception):
@@ -156,7 +158,7 @@ class RequestPath:
     def _find_api(self, ctx: RequestContext, gateway: Gateway, forward: bool) -> IngressAPI:
         """The API and endpoint of the request: a match, else a 405 for a path an API owns,
         else an API's pass-through endpoint, else a 404."""
-        apis = _client_first(gateway.apis, ctx)
+        apis, own = _client_first(gateway.apis, ctx)
         found = self._match(ctx, apis, forward, "match")
         if found is not None:
             return found
@@ -167,7 +169,7 @@ class RequestPath:
                 405, f"method {ctx.method} is not allowed on {ctx.path}", code="method_not_allowed"
             )
         else:
-            found = self._match(ctx, apis, forward, "fallback")
+            found = self._match(ctx, apis, forward, "fallback", own)
             if found is not None:
                 return found
             error = not_found(
@@ -181,11 +183,15 @@ class RequestPath:
 
     @staticmethod
     def _match(
-        ctx: RequestContext, apis: list[IngressAPI], forward: bool, ask: str
+        ctx: RequestContext,
+        apis: list[IngressAPI],
+        forward: bool,
+        ask: str,
+        own: list[IngressAPI] | None = None,
     ) -> IngressAPI | None:
         for api in apis:
-            own = ask == "fallback" and api.recognizes(ctx.path, ctx.headers)
-            endpoint = getattr(api, "own_fallback" if own else ask)(ctx.method, ctx.path)
+            mine = own is not None and api in own  # the client's API: its own pass-through
+            endpoint = getattr(api, "own_fallback" if mine else ask)(ctx.method, ctx.path)
             if endpoint is not None and forward and endpoint.local:
                 endpoint = api.fallback(ctx.method, ctx.path)  # the real host answers
             if endpoint is not None:
