@@ -25,7 +25,7 @@ from modelway.clients import client_info
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.protocolerrors import HeaderLimit
-from modelway.relay import RelayServer
+from modelway.relay import Job, RelayServer
 from modelway.replies import Reply, StreamReply, minimal_error_body
 from modelway.requestpath import Passed, RequestPath
 from modelway.runtime import Gateway
@@ -200,6 +200,12 @@ class Engine:
 
     async def _serve(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         body = flow.request.raw_content or b""
+        early = asyncio.get_running_loop().create_future()
+
+        def streaming() -> None:
+            if not early.done():
+                early.set_result(None)
+
         work = asyncio.ensure_future(
             self.path.handle(
                 ctx,
@@ -207,20 +213,24 @@ class Engine:
                 too_large=bool(flow.metadata.get(TOO_LARGE)),
                 forward=self._hosts is not None,
                 trailers=flow.request.trailers is not None,
+                streaming=streaming,
             )
         )
+        work.add_done_callback(lambda _: streaming())
         self._waiting[flow.id] = (flow.client_conn, work)
         try:
-            result = await work
+            await early
         except asyncio.CancelledError:
-            if work.cancelled():  # the client went away: nobody is left to answer
-                ctx.error = GatewayError(499, "the client went away", "client_error", "client_gone")
-                _answer_minimal(flow, 499, "the client went away")
-                return
+            work.cancel()
             raise
         finally:
             self._waiting.pop(flow.id, None)
-        if isinstance(result, StreamReply):
+        if not work.done():  # a stream whose upstream is being asked: the relay waits for it
+            self._point_at_relay(flow, work)
+        elif work.cancelled():  # the client went away: nobody is left to answer
+            ctx.error = GatewayError(499, "the client went away", "client_error", "client_gone")
+            _answer_minimal(flow, 499, "the client went away")
+        elif isinstance(result := work.result(), StreamReply):
             self._point_at_relay(flow, result)
         else:
             self._answer(flow, result)
@@ -228,6 +238,8 @@ class Engine:
     def response_headers(self, flow: http.HTTPFlow) -> None:
         if flow.metadata.get(RELAYED) and flow.response is not None:
             flow.response.stream = True
+            if self.draining:
+                flow.response.headers["connection"] = "close"
 
     def done(self, flow: http.HTTPFlow) -> None:
         self.clients.answered(flow.client_conn)
@@ -241,9 +253,7 @@ class Engine:
             ctx.error = GatewayError(499, flow.error.msg, "client_error", "connection_closed")
             ctx.status = ctx.status or 499
         if flow.metadata.get(RELAYED) and flow.error is not None:
-            parked = self.relay.forget(flow.request.path)
-            if parked is not None:
-                parked.body.cancel()
+            self.relay.drop(flow.request.path)
         gateway = ctx.gateway or self.gateway
         try:
             gateway.hooks.request_done(ctx, access_record(ctx))
@@ -287,7 +297,7 @@ class Engine:
             logger.error("an answer could not be encoded (%s)", type(exc).__name__)
             _answer_minimal(flow, result.status, "the gateway's answer could not be encoded")
 
-    def _point_at_relay(self, flow: http.HTTPFlow, job: StreamReply) -> None:
+    def _point_at_relay(self, flow: http.HTTPFlow, job: Job) -> None:
         request = flow.request
         path = self.relay.register(job)
         request.scheme, request.host, request.port = "http", "127.0.0.1", self.relay.port

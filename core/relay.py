@@ -8,6 +8,11 @@ is ready at once), with Nagle's algorithm off. Only 127.0.0.1
 listens; an unknown token gets a 404. Connections are kept alive, so mitmproxy reuses one per
 client connection. When mitmproxy closes the connection (its client went away), the stream
 is cancelled at once and its upstream released.
+
+A streaming request can be pointed here before its upstream has answered (`Pending`: the
+request path's task). mitmproxy's hop to the relay then overlaps the upstream's time to first
+byte; the relay waits for the task and sends what it gives: the stream, or a whole answer (an
+error before the first byte) with its own status.
 """
 
 from __future__ import annotations
@@ -20,9 +25,13 @@ import socket
 import sys
 from collections.abc import Coroutine
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
-from modelway.replies import StreamReply
+from modelway.replies import Reply, StreamReply
+
+Pending: TypeAlias = "asyncio.Future[Reply | StreamReply]"
+"""The request path's work for a request pointed at the relay before it has answered."""
+Job: TypeAlias = "StreamReply | Pending"
 
 logger = logging.getLogger("modelway.relay")
 
@@ -31,7 +40,7 @@ _MAX_HEAD = 8192
 
 class RelayServer:
     def __init__(self) -> None:
-        self._jobs: dict[str, StreamReply] = {}
+        self._jobs: dict[str, Job] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[_RelayConnection] = set()
         self.accepted = 0
@@ -51,18 +60,34 @@ class RelayServer:
             connection.close()
         self._jobs.clear()
 
-    def register(self, job: StreamReply) -> str:
-        """Park a streamed answer until mitmproxy asks for it; returns the URL path."""
+    def register(self, job: Job) -> str:
+        """Park a streamed answer (or the work that will give one) until mitmproxy asks for
+        it; returns the URL path."""
         token = secrets.token_urlsafe(18)
         self._jobs[token] = job
         return f"/{token}"
 
-    def forget(self, path: str) -> StreamReply | None:
-        """Drop a parked answer mitmproxy never asked for (its client went away)."""
-        return self._jobs.pop(path.lstrip("/"), None)
+    def drop(self, path: str) -> None:
+        """Discard a parked answer mitmproxy never asked for (its client went away): its
+        work is cancelled, its upstream released."""
+        job = self._jobs.pop(path.lstrip("/"), None)
+        if job is not None:
+            discard(job)
 
-    def take(self, token: str) -> StreamReply | None:
+    def take(self, token: str) -> Job | None:
         return self._jobs.pop(token, None)
+
+
+def discard(job: Job) -> None:
+    """Cancel a job nobody will read: the work if it still runs, else its stream's body."""
+    if isinstance(job, StreamReply):
+        job.body.cancel()
+    elif not job.done():
+        job.cancel()
+    elif not job.cancelled() and job.exception() is None:
+        result = job.result()
+        if isinstance(result, StreamReply):
+            result.body.cancel()
 
 
 class _RelayConnection(asyncio.Protocol):
@@ -72,6 +97,7 @@ class _RelayConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._task: asyncio.Task[None] | None = None
         self._job: StreamReply | None = None
+        self._pending: Pending | None = None
         self._head = b""
         self._writable = asyncio.Event()
         self._writable.set()
@@ -92,6 +118,8 @@ class _RelayConnection(asyncio.Protocol):
         if self._task is not None and not self._task.done():
             if self._job is not None:
                 self._job.body.cancel()
+            if self._pending is not None:
+                discard(self._pending)
             self._task.cancel()
 
     def pause_writing(self) -> None:
@@ -121,8 +149,12 @@ class _RelayConnection(asyncio.Protocol):
         if job is None:
             self._write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
             return
-        self._job = job
-        self._task = _start(self._serve(job))
+        if isinstance(job, StreamReply):
+            self._job = job
+            self._task = _start(self._serve(job))
+        else:
+            self._pending = job
+            self._task = _start(self._await(job))
 
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -145,10 +177,29 @@ class _RelayConnection(asyncio.Protocol):
             head, self._head = self._head, b""
             self._write(head)
 
+    async def _await(self, pending: Pending) -> None:
+        """Wait for the request path's answer, then send it: a stream, or a whole answer."""
+        try:
+            result = await pending
+        except asyncio.CancelledError:
+            return  # the connection was lost (`connection_lost` discarded the work)
+        except Exception:
+            logger.exception("a relayed request failed")
+            self.close()
+            return
+        finally:
+            self._pending = None
+        if isinstance(result, StreamReply):
+            self._job = result
+            await self._serve(result)
+            return
+        head = _head(result.status, result.headers, len(result.body))
+        self._write(head + result.body)
+
     async def _serve(self, job: StreamReply) -> None:
         # The head leaves with the first piece when the body has one at once (one segment,
         # one read for mitmproxy); else on its own at the loop's next turn.
-        self._head = _head(job)
+        self._head = _head(job.status, job.headers)
         asyncio.get_running_loop().call_soon(self._flush_head)
         try:
             await job.body.run(self._send)
@@ -174,15 +225,19 @@ def _start(serve: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     return loop.create_task(serve)
 
 
-def _head(job: StreamReply) -> bytes:
+def _head(status: int, headers: dict[str, str], length: int | None = None) -> bytes:
+    """The answer's head: chunked for a stream, with `length` for a whole answer."""
     try:
-        reason = HTTPStatus(job.status).phrase
+        reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Status"
-    lines = [f"HTTP/1.1 {job.status} {reason}"]
-    for name, value in job.headers.items():
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    for name, value in headers.items():
         if name.lower() not in ("content-length", "transfer-encoding", "connection"):
             lines.append(f"{name}: {value}")
-    lines.append("cache-control: no-cache")
-    lines.append("transfer-encoding: chunked")
+    if length is None:
+        lines.append("cache-control: no-cache")
+        lines.append("transfer-encoding: chunked")
+    else:
+        lines.append(f"content-length: {length}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "replace")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from modelway import jsonx, timeouts
 from modelway.answers import native_answer, translated_answer
@@ -70,10 +71,13 @@ class RequestPath:
         too_large: bool,
         forward: bool,
         trailers: bool = False,
+        streaming: Callable[[], None] | None = None,
     ) -> Reply | StreamReply:
-        """The answer for one request; raises `Passed` only for an explicit forward pass."""
+        """The answer for one request; raises `Passed` only for an explicit forward pass.
+        `streaming` is called when a streamed request is about to ask its upstream (the
+        engine points the flow at the relay then, before the answer exists)."""
         try:
-            return await self._handle(ctx, body, too_large, forward, trailers)
+            return await self._handle(ctx, body, too_large, forward, trailers, streaming)
         except Passed:
             raise
         except GatewayError as error:
@@ -84,7 +88,13 @@ class RequestPath:
             return error_reply(ctx, internal)
 
     async def _handle(
-        self, ctx: RequestContext, body: bytes, too_large: bool, forward: bool, trailers: bool
+        self,
+        ctx: RequestContext,
+        body: bytes,
+        too_large: bool,
+        forward: bool,
+        trailers: bool,
+        streaming: Callable[[], None] | None,
     ) -> Reply | StreamReply:
         gateway = ctx.gateway
         assert gateway is not None
@@ -128,7 +138,7 @@ class RequestPath:
             if forward:
                 self._unmatched(ctx, gateway, error.error)
             raise error.error from None
-        return await self._send(ctx)
+        return await self._send(ctx, streaming)
 
     async def _ready(self, ctx: RequestContext, gateway: Gateway) -> Reply:
         problems = await gateway.readiness()
@@ -240,10 +250,14 @@ class RequestPath:
                 503, f"route '{route.name}' has no backend to try", "server_error", "no_backend"
             )
 
-    async def _send(self, ctx: RequestContext) -> Reply | StreamReply:
+    async def _send(
+        self, ctx: RequestContext, streaming: Callable[[], None] | None
+    ) -> Reply | StreamReply:
         estimated = await estimate_reply(ctx)
         if estimated is not None:
             return estimated
+        if ctx.streaming and streaming is not None:
+            streaming()
         last: GatewayError | None = None
         while True:
             sent = await open_upstream(ctx, self.transport, last=last)

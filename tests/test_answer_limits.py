@@ -124,7 +124,9 @@ def hanging() -> Iterator[HangingUpstream]:
     found.close()
 
 
-def send_and_leave(gw: RunningGateway, upstream: HangingUpstream, stream: bool) -> bytes:
+def send_and_leave(
+    gw: RunningGateway, upstream: HangingUpstream, stream: bool, read: bool = True
+) -> bytes:
     body = json.dumps({**CHAT, "stream": stream}).encode()
     with socket.create_connection((gw.host, gw.port), timeout=WAIT) as sock:
         sock.sendall(
@@ -132,13 +134,21 @@ def send_and_leave(gw: RunningGateway, upstream: HangingUpstream, stream: bool) 
             b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
         )
         assert upstream.received.wait(WAIT)
-        first = sock.recv(65536) if stream else b""
+        first = sock.recv(65536) if stream and read else b""
     return first
 
 
 def test_a_client_that_leaves_cancels_a_whole_request(hanging):
     with run_gateway(config(hanging.url)) as gw:
         send_and_leave(gw, hanging, stream=False)
+        assert hanging.closed.wait(WAIT)
+
+
+def test_a_client_that_leaves_before_a_streams_first_byte_cancels_it(hanging):
+    # a stream is pointed at the relay before its upstream answers: the client's close still
+    # reaches the upstream call, through mitmproxy's connection to the relay
+    with run_gateway(config(hanging.url)) as gw:
+        send_and_leave(gw, hanging, stream=True, read=False)
         assert hanging.closed.wait(WAIT)
 
 
