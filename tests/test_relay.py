@@ -10,7 +10,7 @@ import json
 import pytest
 
 from modelway.relay import RelayServer
-from modelway.replies import StreamReply, Write
+from modelway.replies import Reply, StreamReply, Write
 
 
 class Body:
@@ -122,3 +122,43 @@ def test_streams_on_one_client_connection_share_one_relay_connection(
         client.close()
     assert len(openai_upstream.received) == 3
     assert gw.server.engine.relay.accepted == 1
+
+
+async def _pending_exchange(answer: Reply | None) -> tuple[bytes, bool]:
+    """A request pointed at the relay before its answer exists; `answer` None: the client of
+    the relay leaves while it waits (the work must be cancelled)."""
+    relay = RelayServer()
+    await relay.start()
+    work: asyncio.Future[Reply | StreamReply] = asyncio.get_running_loop().create_future()
+    path = relay.register(work)
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    try:
+        writer.write(f"POST {path} HTTP/1.1\r\nhost: relay\r\ncontent-length: 0\r\n\r\n".encode())
+        await asyncio.sleep(0.05)  # the relay has read the request and waits for the work
+        if answer is None:
+            writer.close()
+            await writer.wait_closed()
+            for _ in range(100):
+                if work.cancelled():
+                    break
+                await asyncio.sleep(0.01)
+            return b"", work.cancelled()
+        work.set_result(answer)
+        head = await _until(reader, b"\r\n\r\n")
+        return head + await asyncio.wait_for(reader.readexactly(len(answer.body)), 5), False
+    finally:
+        writer.close()
+        await relay.stop()
+
+
+def test_a_pending_request_gets_a_whole_answer_with_its_status():
+    error = Reply(429, {"content-type": "application/json", "retry-after": "3"}, b'{"e":1}')
+    data, _ = asyncio.run(_pending_exchange(error))
+    assert data.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
+    assert b"retry-after: 3\r\n" in data and b"content-length: 7\r\n" in data
+    assert b"transfer-encoding" not in data and data.endswith(b'\r\n\r\n{"e":1}')
+
+
+def test_a_pending_request_whose_connection_closes_is_cancelled():
+    _, cancelled = asyncio.run(_pending_exchange(None))
+    assert cancelled
