@@ -2,9 +2,10 @@
 
 - Request: the hub's `thinking` and `reasoning_effort` as `generationConfig.thinkingConfig`.
   A budget is `thinkingBudget` (every model takes one); an effort alone is `thinkingLevel` on
-  Gemini 3 and later, a budget from `EFFORT_BUDGETS` before; adaptive thinking is dynamic
-  (`thinkingBudget: -1`, the model's own level on Gemini 3); disabled is budget 0 (level
-  `minimal` on Gemini 3). Thinking asks for `includeThoughts`, so the thoughts come back.
+  Gemini 3 and later (the nearest level the model takes, `levels`), a budget from
+  `EFFORT_BUDGETS` before; adaptive thinking is dynamic (`thinkingBudget: -1`, the model's
+  own level on Gemini 3); disabled is budget 0 (the least level the model takes on Gemini 3).
+  Thinking asks for `includeThoughts`, so the thoughts come back.
 - Answers: thought parts (`thought: true`) are the hub's `reasoning_content`; every
   `thoughtSignature` closes a thinking block (`gemini:` signature; `gemini:call:<n>:` for the
   function call it sat on), whole and streamed (`reasoning_content`, `reasoning_signature`).
@@ -17,7 +18,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from modelway.errors import bad_request
@@ -31,19 +31,13 @@ from modelway.hubext import (
     gemini_call_signature,
     gemini_signature,
 )
+from modelway.plugins.providers.gemini.levels import leveled, nearest_level
 
 JSON = dict[str, Any]
 
 _LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
 _MAX_EFFORT_BUDGET = 24576
 """The largest budget every Gemini 2.5 model takes (Flash's maximum; Pro's is 32768)."""
-_VERSION = re.compile(r"gemini-(\d+)")
-
-
-def leveled(model: str) -> bool:
-    """Whether the model takes `thinkingLevel` (Gemini 3 and later)."""
-    found = _VERSION.search(model.rsplit("/", 1)[-1])
-    return found is not None and int(found[1]) >= 3
 
 
 def asks_reasoning(body: JSON) -> bool:
@@ -91,13 +85,15 @@ def _from_effort(effort: Any, model: str) -> JSON:
             param="reasoning_effort",
         )
     if leveled(model):
-        return {"thinkingLevel": _LEVELS[effort], "includeThoughts": True}
+        return {"thinkingLevel": nearest_level(model, _LEVELS[effort]), "includeThoughts": True}
     budget = min(EFFORT_BUDGETS[effort], _MAX_EFFORT_BUDGET)
     return {"thinkingBudget": budget, "includeThoughts": True}
 
 
 def _off(model: str) -> JSON:
-    return {"thinkingLevel": "minimal"} if leveled(model) else {"thinkingBudget": 0}
+    if leveled(model):
+        return {"thinkingLevel": nearest_level(model, "minimal")}
+    return {"thinkingBudget": 0}
 
 
 # --------------------------------------------------------------------------- answers

@@ -3,9 +3,10 @@
 Pure; shared by the `gemini` and `vertex` providers. A Gemini thought signature on a function
 call comes back from the client as `extra_content.google.thought_signature` on the tool call
 (the convention of Google's own OpenAI-compatible endpoint), or as a `gemini:call:` thinking
-block (from APIs whose tool calls cannot carry it); reasoning is `reasoning`'s. Field names
-follow the Gemini API reference (generativelanguage v1beta and Vertex AI v1, as the
-google-genai SDK writes them).
+block (from APIs whose tool calls cannot carry it); a Gemini 3 model's current turn gets
+Google's placeholder on calls that came with neither (`levels`); reasoning is `reasoning`'s.
+Field names follow the Gemini API reference (generativelanguage v1beta and Vertex AI v1, as
+the google-genai SDK writes them).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import quote
 
 from modelway.errors import bad_request
 from modelway.hubext import TOP_K
+from modelway.plugins.providers.gemini.levels import leveled, sign_current_turn
 from modelway.plugins.providers.gemini.reasoning import sign_text, thinking_config, turn_signatures
 from modelway.providerkit import parse_data_url
 
@@ -51,6 +53,8 @@ def to_gemini_request(body: JSON, model: str = "") -> JSON:
     """The generateContent body for an OpenAI chat-completions request body (`model`: the
     backend's, which decides how reasoning is asked for)."""
     system, contents = _contents(body.get("messages") or [])
+    if leveled(model):  # Gemini 3 refuses unsigned calls in the current turn
+        sign_current_turn(contents)
     out: JSON = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
