@@ -9,7 +9,8 @@ form; answers, streams and errors go back in Gemini's wire shape. The model come
 URL path. Field names are read in either of the spellings Google accepts (`maxOutputTokens`
 or `max_output_tokens`). Other Gemini endpoints (`embedContent`, `cachedContents`, `files`
 ...) pass through to Gemini backends; on Google's paths (and with `x-goog-api-key`) the
-gateway's own errors are in Google's shape, a path it does not serve included.
+gateway's own errors are in Google's shape, a path it does not serve included. `GET
+.../models` and `.../models/{model}` are answered by the gateway in Google's shape (`models`).
 
 `thinkingConfig` and thought parts become the hub's reasoning fields (`reasoning`). What
 does not translate to other providers: `safetySettings`, logprobs and speech settings are
@@ -31,15 +32,17 @@ from modelway import hookimpl
 from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
-from modelway.ingress import Endpoint, IngressAPI, WireSupport
+from modelway.ingress import Endpoint, IngressAPI, LocalAnswer, WireSupport
 from modelway.plugins.ingress.gemini.errors import error_object
 from modelway.plugins.ingress.gemini.fields import get, list_at
+from modelway.plugins.ingress.gemini.models import models_answer, models_endpoint
 from modelway.plugins.ingress.gemini.native import CountTokensWire, GenerateWire, OtherWire
 from modelway.plugins.ingress.gemini.request import to_openai_request
 from modelway.plugins.ingress.gemini.response import to_gemini_response
 from modelway.plugins.ingress.gemini.stream import GeminiStreamEncoder
 from modelway.plugins.ingress.openai import parse_json_object
 from modelway.providerkit import dumps
+from modelway.runtime import Gateway
 from modelway.wire import GEMINI_COUNT_TOKENS, GEMINI_GENERATE, PASSTHROUGH, Call
 
 __all__ = [
@@ -100,9 +103,11 @@ class GeminiAPI(IngressAPI):
         }
 
     def match(self, method: str, path: str) -> Endpoint | None:
+        """generateContent and its siblings; the models list (on `/v1/models` asked of this
+        API first only for a Google client: OpenAI's and Anthropic's come before it)."""
         found = _PATH.fullmatch(path)
         if method != "POST" or found is None or found["method"] not in _METHODS:
-            return None
+            return models_endpoint(method, path)
         stream = found["method"] == STREAM
         model = unquote(found["model"])
         operation = Operation.COUNT_TOKENS if found["method"] == COUNT else Operation.CHAT
@@ -115,7 +120,11 @@ class GeminiAPI(IngressAPI):
         return found is not None and found["method"] in _METHODS
 
     def fallback(self, method: str, path: str) -> Endpoint | None:
-        return _OTHER if _OTHER_PATH.fullmatch(path) else None
+        """Other methods pass through; so does the models list in forward mode (the real
+        host answers it)."""
+        if _OTHER_PATH.fullmatch(path) or models_endpoint(method, path) is not None:
+            return _OTHER
+        return None
 
     def own_fallback(self, method: str, path: str) -> Endpoint | None:
         """A Google client's `/v1/files`, `/v1/cachedContents` ... are Gemini's, not OpenAI's."""
@@ -128,6 +137,11 @@ class GeminiAPI(IngressAPI):
 
     def wire(self, name: str) -> WireSupport:
         return self._wires[name]
+
+    async def local_answer(
+        self, endpoint: Endpoint, ctx: RequestContext, gateway: Gateway
+    ) -> LocalAnswer:
+        return models_answer(endpoint, ctx, gateway.exposed_models())
 
     def decode(
         self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], query: str = ""
