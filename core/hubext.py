@@ -24,6 +24,13 @@ OpenAI-compatible servers' spellings where they have one):
   `context_management`, `mcp_servers`, `container`, and `anthropic_tools` (its server and
   built-in tools, `web_search_20250305`, `bash_20250124` ...). A backend that does not take
   one gets a 400 or has it dropped (`modelway.hubfit`).
+- request `cache_control` (Anthropic's top-level, automatic cache marker) and
+  `anthropic_unknown`: an Anthropic client's top-level fields the gateway does not know,
+  `{name: value}` as sent (Anthropic backends take them; elsewhere a 400).
+- content part `{"type": "anthropic_block", "anthropic_block": <block>}`: an Anthropic
+  content block the chat shape cannot say (`server_tool_use`, `web_search_tool_result`,
+  `mcp_tool_use`, `container_upload`, a future type ...), as sent and in its place; the
+  feature `anthropic_blocks` (`anthropic_block_types`).
 
 `HUB_ONLY_REQUEST` and `HUB_ONLY_MESSAGE` are the names no OpenAI backend knows: the OpenAI
 provider removes them before sending (`strip_for_openai`).
@@ -50,8 +57,12 @@ TOP_K = "top_k"
 SERVICE_TIER = "service_tier"
 CONTEXT_MANAGEMENT = "context_management"
 ANTHROPIC_TOOLS = "anthropic_tools"
-ANTHROPIC_FIELDS = ("context_management", "mcp_servers", "container")
+CACHE_CONTROL = "cache_control"
+ANTHROPIC_FIELDS = ("context_management", "mcp_servers", "container", CACHE_CONTROL)
 """Anthropic request fields the hub carries as they are."""
+ANTHROPIC_UNKNOWN = "anthropic_unknown"
+ANTHROPIC_BLOCK = "anthropic_block"
+ANTHROPIC_BLOCKS = "anthropic_blocks"
 
 HUB_ONLY_REQUEST = frozenset({THINKING})
 HUB_ONLY_MESSAGE = frozenset({THINKING_BLOCKS, "reasoning_items"})
@@ -156,3 +167,17 @@ def _openai_message(
     if reasoning and REASONING_CONTENT not in out and text:
         out[REASONING_CONTENT] = text
     return out
+
+
+def anthropic_block_types(messages: Any) -> list[str]:
+    """The types of the Anthropic blocks carried in hub messages (`anthropic_block` parts of
+    a message's content, a tool message's included), in order, each once."""
+    found: dict[str, None] = {}
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else ():
+            if isinstance(part, dict) and part.get("type") == ANTHROPIC_BLOCK:
+                block = part.get(ANTHROPIC_BLOCK)
+                kind = block.get("type") if isinstance(block, dict) else None
+                found[kind if isinstance(kind, str) else "unknown"] = None
+    return list(found)

@@ -10,8 +10,15 @@ backend, in the client's API shape:
   dropped: the backend reads the whole conversation, as it would without the optimisation.
 - `service_tier` `auto` or `default` (Anthropic's `auto` and `standard_only`) is dropped: a
   backend without tiers serves its standard one. Any other tier is a 400.
+- `cache_control` (Anthropic's top-level cache marker) is dropped: the backend caches by
+  itself or not at all, and the answer is the same.
 - `top_k`, `anthropic_tools` (server tools such as `web_search_20250305`, built-in ones such
   as `bash_20250124`), `mcp_servers` and `container`: a 400.
+- `anthropic_unknown` (an Anthropic client's top-level fields the gateway does not know) and
+  `anthropic_blocks` (content blocks the chat shape cannot say, such as `server_tool_use` or
+  `web_search_tool_result` in the history): a 400 naming the field or block type, since only
+  a backend that speaks Anthropic's Messages API knows what they mean. Null fields ask for
+  nothing and are dropped.
 """
 
 from __future__ import annotations
@@ -22,15 +29,22 @@ from modelway.canonical import CanonicalRequest
 from modelway.context import Attempt, RequestContext
 from modelway.errors import GatewayError, bad_request
 from modelway.hubext import (
+    ANTHROPIC_BLOCKS,
     ANTHROPIC_FIELDS,
     ANTHROPIC_TOOLS,
+    ANTHROPIC_UNKNOWN,
+    CACHE_CONTROL,
     CONTEXT_MANAGEMENT,
     SERVICE_TIER,
     TOP_K,
+    anthropic_block_types,
 )
 
-FEATURES = frozenset({TOP_K, SERVICE_TIER, ANTHROPIC_TOOLS, *ANTHROPIC_FIELDS})
+FEATURES = frozenset(
+    {TOP_K, SERVICE_TIER, ANTHROPIC_TOOLS, ANTHROPIC_UNKNOWN, ANTHROPIC_BLOCKS, *ANTHROPIC_FIELDS}
+)
 """Every hub feature a backend may not take."""
+_ORDER = sorted(FEATURES)
 NOT_SENT_HEADER = "x-modelway-not-sent"
 UNSUPPORTED = "unsupported_feature"
 """The code of a refusal: this backend cannot take the feature (a later attempt may)."""
@@ -42,27 +56,46 @@ def fit(ctx: RequestContext, attempt: Attempt, request: CanonicalRequest) -> Can
     `ctx`), or a 400 for the first one that cannot be dropped."""
     ctx.response_headers.pop(NOT_SENT_HEADER, None)
     ctx.annotations.pop("not_sent", None)
-    present = sorted(name for name in FEATURES if name in request.body)
+    present = _present(request.body)
     if not present:
         return request
     taken = attempt.backend.provider.hub_features(request.model)
     missing = [name for name in present if name not in taken]
     for name in missing:
-        if not _droppable(name, request.body[name]):
-            raise refusal(name, request.body[name], attempt, request.model)
+        if not _droppable(name, present[name]):
+            raise refusal(name, present[name], attempt, request.model)
     if not missing:
         return request
-    _note(ctx, missing, attempt)
+    _note(ctx, _field_names(missing, present), attempt)
     body = {k: v for k, v in request.body.items() if k not in missing}
     return CanonicalRequest(
         request.operation, request.model, body, request.stream, request.client_wants_usage
     )
 
 
+def _present(body: dict[str, Any]) -> dict[str, Any]:
+    """The features in a hub body, by name (sorted), with their values; the blocks' value is
+    the list of their types."""
+    present = {name: body[name] for name in _ORDER if name in body}
+    blocks = anthropic_block_types(body.get("messages"))
+    if blocks:
+        present[ANTHROPIC_BLOCKS] = blocks
+    return present
+
+
 def _droppable(name: str, value: Any) -> bool:
-    if value is None or name == CONTEXT_MANAGEMENT:  # a null asks for nothing
+    if value is None or name in (CONTEXT_MANAGEMENT, CACHE_CONTROL):  # a null asks for nothing
         return True
+    if name == ANTHROPIC_UNKNOWN:
+        return isinstance(value, dict) and all(v is None for v in value.values())
     return name == SERVICE_TIER and value in STANDARD_TIERS
+
+
+def _field_names(names: list[str], present: dict[str, Any]) -> list[str]:
+    """The client's own names: an unknown field's name, not the hub's `anthropic_unknown`."""
+    unknown = present.get(ANTHROPIC_UNKNOWN) if ANTHROPIC_UNKNOWN in names else None
+    known = [name for name in names if name != ANTHROPIC_UNKNOWN]
+    return known + list(unknown) if isinstance(unknown, dict) else known
 
 
 def _note(ctx: RequestContext, dropped: list[str], attempt: Attempt) -> None:
@@ -96,6 +129,8 @@ def refusal(name: str, value: Any, attempt: Attempt, model: str) -> GatewayError
             param=name,
             code=UNSUPPORTED,
         )
+    if name in (ANTHROPIC_UNKNOWN, ANTHROPIC_BLOCKS):
+        return _anthropic_only(name, value, where)
     if name == TOP_K:
         return bad_request(
             f"top_k cannot be sent to {where}, which does not take it; send the request "
@@ -106,5 +141,27 @@ def refusal(name: str, value: Any, attempt: Attempt, model: str) -> GatewayError
     return bad_request(
         f"{name} cannot be sent to {where}: it is a feature of Anthropic backends only",
         param=name,
+        code=UNSUPPORTED,
+    )
+
+
+def _anthropic_only(name: str, value: Any, where: str) -> GatewayError:
+    """The 400 for fields or blocks only a backend of Anthropic's Messages API knows."""
+    if name == ANTHROPIC_BLOCKS:
+        kinds = ", ".join(f"'{kind}'" for kind in value)
+        noun = "blocks" if len(value) > 1 else "block"
+        return bad_request(
+            f"the Anthropic content {noun} {kinds} in the messages cannot be sent to {where}: "
+            "only backends of Anthropic's Messages API take such blocks",
+            param="messages",
+            code=UNSUPPORTED,
+        )
+    fields = [field for field, sent in value.items() if sent is not None]
+    names = ", ".join(f"'{field}'" for field in fields)
+    noun, it = ("fields", "them") if len(fields) > 1 else ("field", "it")
+    return bad_request(
+        f"the {noun} {names} cannot be sent to {where}: the gateway does not translate {it}, "
+        f"and only backends of Anthropic's Messages API take {it} as sent",
+        param=fields[0],
         code=UNSUPPORTED,
     )

@@ -34,7 +34,13 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.extension import Provider, ProviderSpec, StreamDecoder
-from modelway.hubext import ANTHROPIC_TOOLS, CONTEXT_MANAGEMENT, TOP_K
+from modelway.hubext import (
+    ANTHROPIC_BLOCKS,
+    ANTHROPIC_TOOLS,
+    ANTHROPIC_UNKNOWN,
+    CONTEXT_MANAGEMENT,
+    TOP_K,
+)
 from modelway.plugins.providers.anthropic.errors import error_from_body
 from modelway.plugins.providers.anthropic.request import request_to_anthropic
 from modelway.plugins.providers.anthropic.response import parse_message
@@ -232,6 +238,11 @@ def default_credentials_loader() -> Any:
 # --------------------------------------------------------------------------- Claude on Vertex
 
 
+_CLAUDE_FEATURES = frozenset(
+    {TOP_K, CONTEXT_MANAGEMENT, ANTHROPIC_TOOLS, ANTHROPIC_UNKNOWN, ANTHROPIC_BLOCKS}
+)
+
+
 def anthropic_body(body: dict[str, Any], stream: bool, default_max_tokens: int) -> dict[str, Any]:
     """The rawPredict body: the Messages body without `model`, with Vertex's version."""
     out = request_to_anthropic(body, default_max_tokens=default_max_tokens)
@@ -304,10 +315,11 @@ class VertexProvider(Provider):
         return frozenset({GEMINI_GENERATE, GEMINI_COUNT_TOKENS})
 
     def hub_features(self, model: str) -> frozenset[str]:
-        """Claude on Vertex: `top_k`, context management and Anthropic's tools (no service
-        tiers, MCP connector or containers); Gemini: `top_k`."""
+        """Claude on Vertex: `top_k`, context management, Anthropic's tools, the fields the
+        gateway does not know and the blocks the chat shape cannot say (no service tiers, MCP
+        connector or containers); Gemini: `top_k`."""
         if publisher_for(model, self.options.publisher) == "anthropic":
-            return frozenset({TOP_K, CONTEXT_MANAGEMENT, ANTHROPIC_TOOLS})
+            return _CLAUDE_FEATURES
         return GEMINI_FEATURES
 
     def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:

@@ -1,4 +1,10 @@
-"""A validated Anthropic Messages request as a canonical (OpenAI chat-completions) body. Pure."""
+"""A validated Anthropic Messages request as a canonical (OpenAI chat-completions) body. Pure.
+
+What the chat shape cannot say travels in the hub's extension fields (`modelway.hubext`):
+top-level fields the gateway does not know as `anthropic_unknown`, content blocks of types it
+does not know as `anthropic_block` parts in their place (an assistant message holding one
+carries its text blocks the same way, with their citations).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ from typing import Any
 
 from modelway.errors import bad_request
 from modelway.hubext import (
+    ANTHROPIC_BLOCK,
     ANTHROPIC_FIELDS,
     ANTHROPIC_TOOLS,
+    ANTHROPIC_UNKNOWN,
     REASONING_CONTENT,
     SERVICE_TIER,
     THINKING,
@@ -20,6 +28,7 @@ from modelway.plugins.ingress.anthropic.schema import (
     DocumentBlock,
     ImageBlock,
     MessagesRequest,
+    OtherBlock,
     OutputFormat,
     TextBlock,
     ThinkingBlock,
@@ -44,18 +53,29 @@ def split_own_tools(data: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
 
 
 _TIERS = {"auto": "auto", "standard_only": "default"}
+KNOWN_FIELDS = frozenset({*MessagesRequest.model_fields, *ANTHROPIC_FIELDS, SERVICE_TIER})
+"""The top-level fields the translation reads; every other one is `anthropic_unknown`."""
 
 
 def hub_extras(data: dict[str, Any], own_tools: list[Any]) -> dict[str, Any]:
     """What the hub carries beside the chat shape: `service_tier` (as OpenAI's value),
-    Anthropic's own fields (`context_management`, `mcp_servers`, `container`) and tools."""
+    Anthropic's own fields (`context_management`, `mcp_servers`, `container`, the top-level
+    `cache_control`) and tools, and the fields the gateway does not know, as sent."""
     out = {name: data[name] for name in ANTHROPIC_FIELDS if data.get(name) is not None}
     tier = data.get(SERVICE_TIER)
     if tier is not None:
         out[SERVICE_TIER] = _TIERS.get(tier, tier) if isinstance(tier, str) else tier
     if own_tools:
         out[ANTHROPIC_TOOLS] = own_tools
+    unknown = {name: value for name, value in data.items() if name not in KNOWN_FIELDS}
+    if unknown:
+        out[ANTHROPIC_UNKNOWN] = unknown
     return out
+
+
+def anthropic_part(block: OtherBlock | TextBlock) -> dict[str, Any]:
+    """A block the chat shape cannot say, as a hub part that carries it as sent."""
+    return {"type": ANTHROPIC_BLOCK, ANTHROPIC_BLOCK: block.model_dump(exclude_unset=True)}
 
 
 def to_openai_request(request: MessagesRequest) -> dict[str, Any]:
@@ -136,18 +156,34 @@ def user_messages(content: str | list[Any]) -> list[dict[str, Any]]:
             parts.extend(images)
         elif isinstance(block, TextBlock | ImageBlock | DocumentBlock):
             parts.append(content_part(block))
+        elif isinstance(block, OtherBlock):
+            parts.append(anthropic_part(block))
     if parts:
         tools.append({"role": "user", "content": parts_content(parts)})
     return tools
 
 
-def tool_result_content(block: ToolResultBlock) -> tuple[str, list[dict[str, Any]]]:
-    """A tool result's text, and its images (OpenAI tool messages carry text only)."""
+def tool_result_content(
+    block: ToolResultBlock,
+) -> tuple[str | list[dict[str, Any]], list[dict[str, Any]]]:
+    """A tool result's text, and its images (OpenAI tool messages carry text only). A result
+    holding blocks the chat shape cannot say (`search_result` ...) keeps its text and those
+    blocks as parts, in order."""
     if block.content is None or isinstance(block.content, str):
         return block.content or "", []
-    text = "\n".join(part.text for part in block.content if isinstance(part, TextBlock))
-    images = [content_part(part) for part in block.content if not isinstance(part, TextBlock)]
-    return text, images
+    files = (ImageBlock, DocumentBlock)
+    moved = [content_part(part) for part in block.content if isinstance(part, files)]
+    kept = [part for part in block.content if not isinstance(part, files)]
+    if any(isinstance(part, OtherBlock) for part in kept):
+        return [_tool_part(part) for part in kept], moved
+    text = "\n".join(part.text for part in kept if isinstance(part, TextBlock))
+    return text, moved
+
+
+def _tool_part(part: Any) -> dict[str, Any]:
+    if isinstance(part, TextBlock):
+        return {"type": "text", "text": part.text}
+    return anthropic_part(part)
 
 
 def content_part(block: TextBlock | ImageBlock | DocumentBlock) -> dict[str, Any]:
@@ -193,9 +229,8 @@ def parts_content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 def assistant_message(content: str | list[Any]) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
-    text = "".join(block.text for block in content if isinstance(block, TextBlock))
     calls = [tool_call(block) for block in content if isinstance(block, ToolUseBlock)]
-    message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+    message: dict[str, Any] = {"role": "assistant", "content": _assistant_content(content, calls)}
     thinking = [hub_thinking(block) for block in content if isinstance(block, ThinkingBlock)]
     if thinking:
         message[THINKING_BLOCKS] = thinking
@@ -203,6 +238,15 @@ def assistant_message(content: str | list[Any]) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = calls
     return message
+
+
+def _assistant_content(content: list[Any], calls: list[Any]) -> str | list[dict[str, Any]] | None:
+    """The text, joined; with blocks the chat shape cannot say, those and the text blocks as
+    sent (citations included), in order."""
+    if any(isinstance(block, OtherBlock) for block in content):
+        return [anthropic_part(b) for b in content if isinstance(b, OtherBlock | TextBlock)]
+    text = "".join(block.text for block in content if isinstance(block, TextBlock))
+    return text or (None if calls else "")
 
 
 def hub_thinking(block: ThinkingBlock) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The Anthropic Messages request (`POST /v1/messages`) as pydantic models, and its validation.
 
-Unknown fields are accepted (and not forwarded); a problem is a 400 whose message names the
-field the way Anthropic's API does.
+Unknown fields are accepted (the translation carries them as `anthropic_unknown`), and so are
+content blocks of types the translation does not know (`OtherBlock`: server tool blocks, MCP
+blocks, a future type); a problem is a 400 whose message names the field the way Anthropic's
+API does.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    Tag,
     ValidationError,
     model_validator,
 )
@@ -69,7 +73,32 @@ class DocumentBlock(BaseModel):
     title: StrictStr | None = None
 
 
-ToolResultPart = Annotated[TextBlock | ImageBlock | DocumentBlock, Field(discriminator="type")]
+class OtherBlock(BaseModel):
+    """A block of a type the translation does not know (`server_tool_use`,
+    `web_search_tool_result`, `mcp_tool_use`, `container_upload`, a future one): carried as
+    sent to backends of Anthropic's API, a 400 elsewhere."""
+
+    model_config = Open
+    type: StrictStr
+
+
+def _tagged(known: frozenset[str]) -> Discriminator:
+    """A discriminator by `type`, with every type not in `known` tagged `other`."""
+
+    def tag(value: Any) -> str:
+        kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+        return kind if kind in known else "other"
+
+    return Discriminator(tag)
+
+
+ToolResultPart = Annotated[
+    Annotated[TextBlock, Tag("text")]
+    | Annotated[ImageBlock, Tag("image")]
+    | Annotated[DocumentBlock, Tag("document")]
+    | Annotated[OtherBlock, Tag("other")],
+    _tagged(frozenset({"text", "image", "document"})),
+]
 
 
 class ToolResultBlock(BaseModel):
@@ -90,9 +119,19 @@ class ThinkingBlock(BaseModel):
     data: StrictStr | None = None
 
 
+_BLOCK_TYPES = frozenset(
+    {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
+)
 ContentBlock = Annotated[
-    TextBlock | ImageBlock | DocumentBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock,
-    Field(discriminator="type"),
+    Annotated[TextBlock, Tag("text")]
+    | Annotated[ImageBlock, Tag("image")]
+    | Annotated[DocumentBlock, Tag("document")]
+    | Annotated[ToolUseBlock, Tag("tool_use")]
+    | Annotated[ToolResultBlock, Tag("tool_result")]
+    | Annotated[ThinkingBlock, Tag("thinking")]
+    | Annotated[ThinkingBlock, Tag("redacted_thinking")]
+    | Annotated[OtherBlock, Tag("other")],
+    _tagged(_BLOCK_TYPES),
 ]
 
 
@@ -111,8 +150,8 @@ class MessageParam(BaseModel):
 
 
 _ROLE_BLOCKS: dict[str, tuple[type[BaseModel], ...]] = {
-    "user": (TextBlock, ImageBlock, DocumentBlock, ToolResultBlock),
-    "assistant": (TextBlock, ToolUseBlock, ThinkingBlock),
+    "user": (TextBlock, ImageBlock, DocumentBlock, ToolResultBlock, OtherBlock),
+    "assistant": (TextBlock, ToolUseBlock, ThinkingBlock, OtherBlock),
 }
 
 

@@ -10,8 +10,12 @@ import json
 from typing import Any
 
 from modelway.errors import bad_request
-from modelway.hubext import MIN_BUDGET, THINKING_BLOCKS, thinking_from_effort
-from modelway.plugins.providers.anthropic.features import anthropic_features, with_own_tools
+from modelway.hubext import ANTHROPIC_BLOCK, MIN_BUDGET, THINKING_BLOCKS, thinking_from_effort
+from modelway.plugins.providers.anthropic.features import (
+    anthropic_features,
+    with_own_tools,
+    with_unknown,
+)
 from modelway.providerkit import DataURL, parse_data_url
 
 Json = dict[str, Any]
@@ -54,6 +58,7 @@ def request_to_anthropic(body: Json, *, default_max_tokens: int, sampling: bool 
     with_own_tools(out, body)
     if body.get("stream") is True:
         out["stream"] = True
+    with_unknown(out, body)
     return out
 
 
@@ -293,8 +298,11 @@ def content_to_blocks(content: Any, where: str = "content") -> list[Json]:
 
 
 def content_part_to_block(part: Any, where: str = "content") -> Json:
-    """One OpenAI content part (text, refusal, image_url, file) as an Anthropic block."""
+    """One OpenAI content part (text, refusal, image_url, file) as an Anthropic block; an
+    Anthropic block the hub carries (`anthropic_block`) as it was sent."""
     kind = part.get("type") if isinstance(part, dict) else None
+    if kind == ANTHROPIC_BLOCK and isinstance(part.get(kind), dict):
+        return dict(part[kind])
     if kind in ("text", "refusal"):
         text = part.get(kind)
         if not isinstance(text, str):

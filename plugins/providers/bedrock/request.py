@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelway.errors import bad_request
-from modelway.hubext import TOP_K
+from modelway.hubext import ANTHROPIC_UNKNOWN, TOP_K
 from modelway.providerkit import as_dict, dumps, parse_data_url
 
 JSON = dict[str, Any]
@@ -41,20 +41,28 @@ def converse_request(body: Mapping[str, Any]) -> JSON:
 
 
 def features_for(model: str) -> frozenset[str]:
-    """The hub's optional features (`modelway.hubfit`) a Bedrock model takes: `top_k` for
-    Claude and Nova models, in `additionalModelRequestFields`."""
-    return frozenset({TOP_K}) if _claude(model) or _nova(model) else frozenset()
+    """The hub's optional features (`modelway.hubfit`) a Bedrock model takes, in
+    `additionalModelRequestFields`: `top_k` for Claude and Nova models; for Claude (whose
+    own request fields those are) also an Anthropic client's fields the gateway does not know."""
+    if _claude(model):
+        return frozenset({TOP_K, ANTHROPIC_UNKNOWN})
+    return frozenset({TOP_K}) if _nova(model) else frozenset()
 
 
 def model_fields(body: Mapping[str, Any], model: str) -> JSON:
     """The model-specific `additionalModelRequestFields` of a request: `top_k` (Claude's
-    field; Nova's `inferenceConfig.topK`)."""
+    field; Nova's `inferenceConfig.topK`) and, for Claude, the Anthropic fields the gateway
+    does not know, as sent."""
     top_k = body.get(TOP_K)
-    if top_k is None:
-        return {}
     if _nova(model):
-        return {"inferenceConfig": {"topK": top_k}}
-    return {TOP_K: top_k} if _claude(model) else {}
+        return {"inferenceConfig": {"topK": top_k}} if top_k is not None else {}
+    if not _claude(model):
+        return {}
+    unknown = body.get(ANTHROPIC_UNKNOWN)
+    out: JSON = dict(unknown) if isinstance(unknown, dict) else {}
+    if top_k is not None:
+        out[TOP_K] = top_k
+    return out
 
 
 def _claude(model: str) -> bool:
