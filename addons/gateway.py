@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy import server_hooks
 
-from modelway import protocolerrors
+from modelway import protocolerrors, protocolshape
 from modelway.engine import Engine
 from modelway.errors import ConfigError
+from modelway.ingress import IngressAPI
 from modelway.runtime import load_gateway
 
 logger = logging.getLogger("modelway")
@@ -31,12 +33,17 @@ class ModelwayAddon:
 
     def load(self, loader: Loader) -> None:
         protocolerrors.install()
+        protocolshape.use_apis(loader.master.options, self._apis)
         loader.add_option(
             "modelway_config",
             str,
             "",
             "modelway YAML configuration file (empty: the packaged default).",
         )
+
+    def _apis(self) -> Sequence[IngressAPI]:
+        """The APIs whose shapes mitmproxy's own error answers take (`protocolshape`)."""
+        return self.engine.gateway.apis if self.engine is not None else ()
 
     def configure(self, updated: set[str]) -> None:
         if not self._from_option or (self.engine is not None and "modelway_config" not in updated):
