@@ -72,14 +72,20 @@ def json_error_response(
 class _Trailers:
     """An h11 body reader that hands trailers to the request instead of to mitmproxy 11,
     which raises NotImplementedError on them inside its connection handler and then never
-    answers. The engine refuses a request with trailers (a 400 in the client's shape)."""
+    answers. The engine refuses a request with trailers (a 400 in the client's shape). It
+    also notes framing h11 cannot read in received bytes (`failed`)."""
 
     def __init__(self, reader: Any, message: Any) -> None:
         self.reader = reader
         self.message = message
+        self.failed = False
 
     def __call__(self, buf: Any) -> Any:
-        return self._checked(self.reader(buf))
+        try:
+            return self._checked(self.reader(buf))
+        except h11.ProtocolError:
+            self.failed = True
+            raise
 
     def read_eof(self) -> Any:
         return self._checked(self.reader.read_eof())
@@ -101,13 +107,34 @@ def _catch_trailers() -> None:
 
     def read_body(self: Any, event: Any) -> Any:
         reader = self.body_reader
+        is_request = isinstance(self, _http1.Http1Server)
         if reader is not None and not isinstance(reader, _Trailers):
-            is_request = isinstance(self, _http1.Http1Server)
             self.body_reader = _Trailers(reader, self.request if is_request else self.response)
+        if is_request:
+            return _answer_bad_framing(self, original(self, event))
         return original(self, event)
 
     read_body._modelway = True  # type: ignore[attr-defined]
     connection.read_body = read_body  # type: ignore[method-assign]
+
+
+BAD_FRAMING = "the request body's framing is not valid HTTP/1.1 (a chunk size must be hex)"
+
+
+def _answer_bad_framing(server: Any, sent: Any) -> Any:
+    """A request body h11 cannot frame (a chunk size that is not hex): mitmproxy closes the
+    connection without a word; a 400 in the client's shape goes out before it closes."""
+    for command in sent:
+        reader = server.body_reader
+        if (
+            isinstance(command, commands.CloseConnection)
+            and isinstance(reader, _Trailers)
+            and reader.failed
+            and server.response is None
+        ):
+            answer = commands.SendData(server.conn, json_error_response(400, BAD_FRAMING))
+            yield _in_shape(answer, server)
+        yield command
 
 
 def _in_shape(command: Any, server: Any, head: Head | None = None) -> Any:

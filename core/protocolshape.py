@@ -71,11 +71,19 @@ def apis_for(options: Any) -> Sequence[IngressAPI]:
 
 
 def client_api(apis: Sequence[IngressAPI], head: Head) -> IngressAPI | None:
-    """The API whose error shape the request's client reads; None for none of them."""
+    """The API whose error shape the request's client reads; None for OpenAI's default.
+    In the request path's order: the APIs that recognize the request first, then the first
+    that matches it, owns its path or passes it through; else the first that recognizes it."""
     own = [api for api in apis if api.recognizes(head.path, head.headers)]
-    if own:
-        return own[0]
-    for api in apis:
-        if api.match(head.method, head.path) is not None or api.claims(head.path):
-            return api
-    return next((api for api in apis if api.fallback(head.method, head.path)), None)
+    ordered = [*own, *(api for api in apis if api not in own)]
+    method, path = head.method, head.path
+    found = next((api for api in ordered if api.match(method, path) is not None), None)
+    found = found or next((api for api in ordered if api.claims(path)), None)
+    found = found or next((api for api in ordered if _passes(api, own, head)), None)
+    return found or (own[0] if own else None)
+
+
+def _passes(api: IngressAPI, own: list[IngressAPI], head: Head) -> bool:
+    """Whether the API's pass-through takes the request (its own for its client's)."""
+    fallback = api.own_fallback if api in own else api.fallback
+    return fallback(head.method, head.path) is not None

@@ -142,9 +142,6 @@ bodies = st.sampled_from(
 class RawCase:
     path: bytes
     data: bytes
-    may_close: bool = False
-    """Framing h11 cannot read (a chunk size that is not hex): mitmproxy closes the
-    connection without an answer."""
 
 
 def _encode(body: bytes, encoding: bytes) -> bytes:
@@ -183,7 +180,9 @@ def raw_requests(draw: st.DrawFn) -> RawCase:
         return RawCase(path, request_bytes(method, path, headers, body))
     if framing == "chunked":
         return RawCase(path, request_bytes(method, path, headers, body, chunked=True))
-    return RawCase(path, _framed(method, path, headers, body, framing), framing == "bad-size")
+    # A chunk size that is not hex is answered 400 in the client's shape too
+    # (`modelway.protocolerrors`), no longer by closing the connection without a word.
+    return RawCase(path, _framed(method, path, headers, body, framing))
 
 
 def _framed(

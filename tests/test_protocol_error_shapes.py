@@ -152,3 +152,21 @@ def test_a_head_over_the_header_limit_is_a_431_in_the_clients_shape(gateway):
     assert str(HEADER_LIMIT) in anthropic_error(body, "invalid_request_error")
     status, body = raw(gateway, head("/v1/chat/completions", padding))
     assert (status, body["error"]["code"]) == (431, "headers_too_large")
+
+
+def bad_chunk(path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Transfer-Encoding: chunked"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + b"zz\r\n{}\r\n0\r\n\r\n"
+
+
+def test_a_chunk_size_that_is_not_hex_is_a_400_in_the_clients_shape(gateway, upstream):
+    upstream.received.clear()
+    status, body = raw(gateway, bad_chunk("/v1/messages", ANTHROPIC_HEAD))
+    assert status == 400
+    assert "chunk size" in anthropic_error(body, "invalid_request_error")
+    status, body = raw(gateway, bad_chunk(GEMINI_PATH, {}))
+    assert (status, body["error"]["status"]) == (400, "INVALID_ARGUMENT")
+    status, body = raw(gateway, bad_chunk("/v1/chat/completions", {}))
+    assert (status, body["error"]["code"]) == (400, "bad_request")
+    assert upstream.received == []
