@@ -169,6 +169,7 @@ async def _try(
             raise _Retriable(error) from exc
         raise error from exc
     ctx.upstream_headers = passed_headers(response.headers)
+    ctx.upstream_headers.update(backend.provider.answer_headers(ctx, response.headers))
     if response.status < 400:
         _report(ctx, attempt, AttemptOutcome(True, response.status), started)
         return Sent(attempt, lane, request, response, deadline)

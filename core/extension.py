@@ -150,6 +150,12 @@ class Provider(ABC):
         """The backend's error answer as a GatewayError; the status is kept."""
         return upstream_error(status, f"upstream answered HTTP {status}")
 
+    def answer_headers(self, ctx: RequestContext, headers: Mapping[str, str]) -> dict[str, str]:
+        """Headers of this backend's answer the client gets too, beyond the rate limits,
+        retry hints and request id of every backend (Gemini: its resumable-upload headers,
+        the upload URL pointed at the gateway); none by default."""
+        return {}
+
     async def startup(self) -> None:
         """Called once when the gateway starts (e.g. to open a local server)."""
 

@@ -182,6 +182,7 @@ class GatewayServer:
             mode=[_UNUSED_TARGET if self.mode == "reverse" else "regular"],
             connection_strategy="lazy",
             body_size_limit=str(body_limit),
+            keep_host_header=True,  # the Host the client asked for, not the unused target
         )
 
     async def run(self, on_ready: Ready | None = None, handle_signals: bool = True) -> None:

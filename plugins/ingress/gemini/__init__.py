@@ -11,6 +11,8 @@ or `max_output_tokens`). Other Gemini endpoints (`embedContent`, `cachedContents
 ...) pass through to Gemini backends; on Google's paths (and with `x-goog-api-key`) the
 gateway's own errors are in Google's shape, a path it does not serve included. `GET
 .../models` and `.../models/{model}` are answered by the gateway in Google's shape (`models`).
+Uploads (`/upload/v1beta/files`, resumable) pass through too; the `gemini` provider keeps
+their upload URL on the gateway.
 
 `thinkingConfig` and thought parts become the hub's reasoning fields (`reasoning`). What
 does not translate to other providers: `safetySettings`, logprobs and speech settings are
@@ -75,6 +77,9 @@ class GeminiEndpoint(Endpoint):
 COUNT = "countTokens"
 _METHODS = {GENERATE: GEMINI_GENERATE, STREAM: GEMINI_GENERATE, COUNT: GEMINI_COUNT_TOKENS}
 _OTHER = Endpoint(API, Operation.OTHER, "other", wire=PASSTHROUGH)
+_UPLOAD = Endpoint(API, Operation.OTHER, "upload", wire=PASSTHROUGH)
+_UPLOAD_PATH = re.compile(r"/upload/(v1|v1beta|v1alpha)/.+")
+"""Google's uploads (resumable: the start, then the bytes to the upload URL it answers)."""
 _OTHER_PATH = re.compile(
     r"/(v1beta|v1alpha)/.+|/v1/(models|tunedModels|cachedContents|files)/[^?]*:.+"
 )
@@ -122,6 +127,8 @@ class GeminiAPI(IngressAPI):
     def fallback(self, method: str, path: str) -> Endpoint | None:
         """Other methods pass through; so does the models list in forward mode (the real
         host answers it)."""
+        if _UPLOAD_PATH.fullmatch(path):
+            return _UPLOAD
         if _OTHER_PATH.fullmatch(path) or models_endpoint(method, path) is not None:
             return _OTHER
         return None
@@ -146,6 +153,11 @@ class GeminiAPI(IngressAPI):
     def decode(
         self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], query: str = ""
     ) -> Call:
+        if endpoint is _UPLOAD:  # a file's bytes (in any content type), or the start's JSON
+            content_type = headers.get("content-type", "")
+            return Call(
+                PASSTHROUGH, Operation.OTHER, "", {}, body, content_type=content_type, query=query
+            )
         if endpoint is _OTHER:
             data = parse_json_object(body, headers) if body.strip() else {}
             return Call(PASSTHROUGH, Operation.OTHER, "", data, body, query=query)

@@ -2,7 +2,9 @@
 
 Chat requests become `models/{model}:generateContent` (or `:streamGenerateContent?alt=sse`)
 calls with the key in `x-goog-api-key`; the translation is the pure code beside this module
-(`request`, `response`, `stream`, `errors`), which the `vertex` provider shares.
+(`request`, `response`, `stream`, `errors`), which the `vertex` provider shares. Other
+Gemini endpoints pass through; resumable uploads keep their upload URL on the gateway
+(`uploads`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from modelway.config import BackendConfig
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.extension import Provider, ProviderSpec
+from modelway.plugins.providers.gemini import uploads
 from modelway.plugins.providers.gemini.errors import error_from_google, is_auth_failure
 from modelway.plugins.providers.gemini.reasoning import asks_reasoning
 from modelway.plugins.providers.gemini.request import (
@@ -92,6 +95,8 @@ class GeminiProvider(Provider):
 
     def build_native(self, ctx: RequestContext, call: Call, model: str) -> UpstreamRequest:
         """The client's own body; the model (and API version) are the backend's, in the URL."""
+        if call.wire == PASSTHROUGH and uploads.is_upload(call.path):
+            return self._upload(ctx, call)
         if call.wire == PASSTHROUGH:
             version_path = call.path.split("/", 2)[2] if call.path.count("/") >= 2 else ""
             base = self.models_url.removesuffix("/models")
@@ -107,6 +112,22 @@ class GeminiProvider(Provider):
         return UpstreamRequest(
             call.method, url, headers, call.encoded(), self.backend.timeout_seconds
         )
+
+    def _upload(self, ctx: RequestContext, call: Call) -> UpstreamRequest:
+        """A resumable-upload request, to the backend's own upload path (`uploads`)."""
+        headers = {**self.backend.headers, **ctx.forwarded_headers()}
+        headers.update(uploads.upload_headers(ctx, call))
+        key = request_key(ctx, self.backend)
+        if key:
+            headers["x-goog-api-key"] = key
+        url = uploads.upload_url(self.base, call)
+        return UpstreamRequest(call.method, url, headers, call.raw, self.backend.timeout_seconds)
+
+    def answer_headers(self, ctx: RequestContext, headers: Mapping[str, str]) -> dict[str, str]:
+        call = ctx.call
+        if call is None or call.wire != PASSTHROUGH or not uploads.is_upload(call.path):
+            return {}
+        return uploads.answer_headers(ctx, headers, self.base)
 
     def _models_url(self, call: Call) -> str:
         version = call.path.split("/", 2)[1] if call.path.startswith("/v") else ""
