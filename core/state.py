@@ -25,12 +25,14 @@ import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """The outcome of a reservation: granted or not, what is used, when the window resets."""
+class Reservation(NamedTuple):
+    """The outcome of a reservation: granted or not, what is used, when the window resets.
+
+    `Reservation`, `Ask` and `Change` are named tuples: immutable, and made for every request
+    at a fraction of a frozen dataclass's cost."""
 
     granted: bool
     used: float
@@ -44,8 +46,7 @@ class Reservation:
         return max(0.0, self.limit - self.used)
 
 
-@dataclass(frozen=True, slots=True)
-class Ask:
+class Ask(NamedTuple):
     """Take `amount` from the window of `key` (at most `limit` per `window_seconds`)."""
 
     key: str
@@ -54,8 +55,7 @@ class Ask:
     window_seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """Add `amount` (maybe negative) to the reservation window `window` of `key` (nothing
     when that window has ended), or, with `window` None, to the plain counter `key` (created
     with `ttl_seconds`)."""
@@ -202,21 +202,25 @@ class MemoryStore:
         return (await self.reserve_all([Ask(key, amount, limit, window_seconds)]))[0]
 
     async def reserve_all(self, asks: Sequence[Ask]) -> list[Reservation]:
+        return self.reserve_now(asks)
+
+    def reserve_now(self, asks: Sequence[Ask]) -> list[Reservation]:
+        """`reserve_all` without awaiting: this store answers in this process, at once."""
         now = self._clock()
         windows = [self._window(a.key, a.window_seconds, now) for a in asks]
-        fits = [
-            a.amount <= 0 or w.used + a.amount <= a.limit
-            for a, w in zip(asks, windows, strict=True)
-        ]
-        granted = all(fits)
-        out = []
-        for ask, window, fit in zip(asks, windows, fits, strict=True):
-            if granted:
+        pairs = list(zip(asks, windows, strict=True))
+        fits = [a.amount <= 0 or w.used + a.amount <= a.limit for a, w in pairs]
+        if all(fits):
+            for ask, window in pairs:
                 window.used += ask.amount
-            out.append(Reservation(fit, window.used, ask.limit, window.ends - now, window.id))
-        return out
+        return [Reservation(fit, w.used, a.limit, w.ends - now, w.id)
+                for (a, w), fit in zip(pairs, fits, strict=True)]
 
     async def settle(self, changes: Sequence[Change]) -> None:
+        self.settle_now(changes)
+
+    def settle_now(self, changes: Sequence[Change]) -> None:
+        """`settle` without awaiting."""
         now = self._clock()
         for change in changes:
             if change.window is None:

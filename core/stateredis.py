@@ -1,8 +1,11 @@
 """The Redis state store: one shared state for every worker and every instance.
 
-Needs the optional dependency `modelway[redis]` (the `redis` package's asyncio client).
-Reservations and settlements are Lua scripts: the requests of one event-loop turn go together
-in one round trip, each request's reservations still atomic and all-or-nothing. Windows use
+Needs the optional dependency `modelway[redis]` (the `redis` package's asyncio client;
+`hiredis`, when installed, parses its answers). Reservations and settlements are one Lua
+script (`modelway.redislua.BATCH`): the reservations of one event-loop turn go together in
+one round trip, each request's reservations still atomic and all-or-nothing, and the
+settlements queued since the last batch ride along (summed per key; settlements alone wait at
+most `settle_delay_seconds` for reservations to go with, then go by themselves). Windows use
 Redis's own clock (`TIME`), so instances whose clocks differ still agree; a window is a hash
 (`id`, `u` used) that expires when the window ends. Every call has a short timeout and no
 retry: an unreachable Redis is `StateUnavailable` at once, never a hang
@@ -14,84 +17,20 @@ Sentinel-managed primary behind one address) is.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelway.errors import ConfigError
+from modelway.redislua import BATCH, MERGE, NONE
 from modelway.state import Ask, Change, Reservation, StateUnavailable
 
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out, k, a = {}, 0, 2
-for g = 1, tonumber(ARGV[1]) do
-  local n = tonumber(ARGV[a])
-  local found, all = {}, true
-  for i = 1, n do
-    local key, amount, limit = KEYS[k + i], tonumber(ARGV[a + 3*i - 2]), tonumber(ARGV[a + 3*i - 1])
-    local got = redis.call('HMGET', key, 'id', 'u')
-    local id, used, left = got[1], tonumber(got[2] or '0'), 0
-    if id then left = redis.call('PTTL', key) else id = false; left = tonumber(ARGV[a + 3*i]) end
-    local fit = amount <= 0 or used + amount <= limit
-    if not fit then all = false end
-    found[i] = {id, used, left, fit}
-  end
-  local rows = {}
-  for i = 1, n do
-    local key, id, used, left = KEYS[k + i], found[i][1], found[i][2], found[i][3]
-    if all then
-      if not id then
-        id = tostring(now)
-        redis.call('HSET', key, 'id', id, 'u', 0)
-        redis.call('PEXPIRE', key, ARGV[a + 3*i])
-      end
-      used = tonumber(redis.call('HINCRBYFLOAT', key, 'u', ARGV[a + 3*i - 2]))
-    end
-    rows[i] = {found[i][4] and 1 or 0, tostring(used), tostring(left), id or ''}
-  end
-  out[g] = rows
-  k = k + n
-  a = a + 1 + 3 * n
-end
-return out
-"""
+logger = logging.getLogger("modelway.state")
 
-_SETTLE = """
-for i = 1, #KEYS do
-  local window, amount, ttl = ARGV[3*i-2], ARGV[3*i-1], ARGV[3*i]
-  if window == '' then
-    redis.call('INCRBYFLOAT', KEYS[i], amount)
-    if ttl ~= '' and redis.call('PTTL', KEYS[i]) == -1 then redis.call('PEXPIRE', KEYS[i], ttl) end
-  elseif redis.call('HGET', KEYS[i], 'id') == window then
-    redis.call('HINCRBYFLOAT', KEYS[i], 'u', amount)
-  end
-end
-return #KEYS
-"""
+SETTLE_DELAY_SECONDS = 0.005
+"""How long settlements wait for reservations to share their round trip."""
 
-
-_MERGE = """
-local a = 1
-for op = 1, 3 do
-  local n = tonumber(ARGV[a])
-  a = a + 1
-  for i = 1, n do
-    local field, value = ARGV[a], ARGV[a + 1]
-    if op == 1 then
-      redis.call('HINCRBYFLOAT', KEYS[1], field, value)
-    else
-      local old = tonumber(redis.call('HGET', KEYS[1], field))
-      local new = tonumber(value)
-      if old == nil or (op == 2 and new > old) or (op == 3 and new < old) then
-        redis.call('HSET', KEYS[1], field, value)
-      end
-    end
-    a = a + 2
-  end
-end
-return 1
-"""
-
+_Pending = list[tuple[Any, "asyncio.Future[Any]"]]
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
@@ -100,11 +39,14 @@ def _ms(seconds: float) -> int:
 class RedisStore:
     """A `StateStore` on Redis (`redis://`, `rediss://` or `unix://` URL)."""
 
-    def __init__(self, url: str, timeout_seconds: float = 0.25, prefix: str = "modelway:") -> None:
+    def __init__(
+        self, url: str, timeout_seconds: float = 0.25, prefix: str = "modelway:",
+        settle_delay_seconds: float = SETTLE_DELAY_SECONDS,
+    ) -> None:
         try:
             import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
-            from redis.retry import Retry
         except ImportError:
             raise ConfigError(
                 "state.store: redis needs the redis package: pip install 'modelway[redis]'"
@@ -113,9 +55,12 @@ class RedisStore:
 
         self.prefix = prefix
         self.timeout_seconds = timeout_seconds
-        self._asks: list[tuple[list[Ask], asyncio.Future[Any]]] = []
-        self._changes: list[tuple[list[Change], asyncio.Future[Any]]] = []
-        self._scheduled = False
+        self.settle_delay_seconds = settle_delay_seconds
+        self._asks: _Pending = []
+        self._changes: dict[tuple[str, str, str], float] = {}
+        self._settled: _Pending = []
+        self._soon = False
+        self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._errors: tuple[type[BaseException], ...] = (
             exceptions.ConnectionError, exceptions.TimeoutError, exceptions.BusyLoadingError,
@@ -128,9 +73,8 @@ class RedisStore:
             retry_on_timeout=False,
             health_check_interval=0,
         )
-        self._reserve = self._client.register_script(_RESERVE)
-        self._settle = self._client.register_script(_SETTLE)
-        self._merge = self._client.register_script(_MERGE)
+        self._batch = self._client.register_script(BATCH)
+        self._merge = self._client.register_script(MERGE)
 
     async def _call(self, operation: Any) -> Any:
         try:
@@ -154,7 +98,7 @@ class RedisStore:
         return bool(await self._call(self._client.delete(self._k(key))))
 
     async def add(self, key: str, amount: float, ttl_seconds: float | None = None) -> float:
-        await self.settle([Change(key, amount, None, ttl_seconds)])
+        await self._settle([Change(key, amount, None, ttl_seconds)], soon=True)
         value = await self.get(key)
         return float(value or 0)
 
@@ -168,73 +112,87 @@ class RedisStore:
         if not asks:
             return []
         future: asyncio.Future[list[Reservation]] = asyncio.get_running_loop().create_future()
-        self._asks.append((list(asks), future))
-        self._schedule()
+        self._asks.append((asks, future))
+        self._schedule(soon=True)
         return await future
 
     async def settle(self, changes: Sequence[Change]) -> None:
+        """Applied with the next batch of reservations (within `settle_delay_seconds`)."""
+        await self._settle(changes, soon=False)
+
+    async def _settle(self, changes: Sequence[Change], soon: bool) -> None:
         if not changes:
             return
+        pending = self._changes
+        for change in changes:
+            ttl = NONE if change.ttl_seconds is None else str(_ms(change.ttl_seconds))
+            name = (change.key, change.window or NONE, ttl)
+            pending[name] = pending.get(name, 0.0) + change.amount
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._changes.append((list(changes), future))
-        self._schedule()
+        self._settled.append((None, future))
+        self._schedule(soon)
         await future
 
-    def _schedule(self) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+    def _schedule(self, soon: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if soon:
+            if not self._soon:
+                self._soon = True
+                loop.call_soon(self._flush)
+        elif not self._soon and self._timer is None:
+            self._timer = loop.call_later(self.settle_delay_seconds, self._flush)
 
     def _flush(self) -> None:
-        self._scheduled = False
+        self._soon = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not (self._asks or self._settled):
+            return
         asks, self._asks = self._asks, []
-        changes, self._changes = self._changes, []
-        loop = asyncio.get_running_loop()
-        for job in (self._send_asks(asks) if asks else None,
-                    self._send_changes(changes) if changes else None):
-            if job is not None:
-                task = loop.create_task(job)
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        changes, self._changes = self._changes, {}
+        settled, self._settled = self._settled, []
+        task = asyncio.get_running_loop().create_task(self._send(asks, changes, settled))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _send_asks(self, batch: list[tuple[list[Ask], asyncio.Future[Any]]]) -> None:
-        keys: list[str] = []
-        args: list[Any] = [len(batch)]
-        for asks, _ in batch:
-            args.append(len(asks))
-            for ask in asks:
-                keys.append(self._k(ask.key))
-                args += [repr(float(ask.amount)), repr(float(ask.limit)),
-                         _ms(ask.window_seconds)]
-        try:
-            groups = await self._call(self._reserve(keys=keys, args=args))
-        except StateUnavailable as exc:
-            _fail(batch, exc)
-            return
-        for (asks, future), rows in zip(batch, groups, strict=True):
-            if not future.done():
-                future.set_result([
-                    Reservation(bool(fit), float(used), ask.limit,
-                                max(0.0, float(left) / 1000), _text(window))
-                    for ask, (fit, used, left, window) in zip(asks, rows, strict=True)
-                ])
+    async def _send(
+        self, asks: _Pending, changes: dict[tuple[str, str, str], float], settled: _Pending
+    ) -> None:
+        index: dict[str, str] = {}
 
-    async def _send_changes(self, batch: list[tuple[list[Change], asyncio.Future[Any]]]) -> None:
-        keys: list[str] = []
-        args: list[Any] = []
-        for changes, _ in batch:
-            for change in changes:
-                keys.append(self._k(change.key))
-                ttl = "" if change.ttl_seconds is None else str(_ms(change.ttl_seconds))
-                args += [change.window or "", repr(float(change.amount)), ttl]
+        def ref(key: str) -> str:
+            found = index.get(key)
+            if found is None:
+                found = index[key] = str(len(index) + 1)
+            return found
+
+        settle_words = []
+        for (key, window, ttl), amount in changes.items():
+            if amount:
+                settle_words += [ref(key), window, repr(amount), ttl]
+        reserve_words = []
+        for group, _ in asks:
+            reserve_words.append(str(len(group)))
+            for ask in group:
+                reserve_words += [ref(ask.key), repr(float(ask.amount)), repr(float(ask.limit)),
+                                  str(_ms(ask.window_seconds))]
+        keys = [self._k(key) for key in index]
         try:
-            await self._call(self._settle(keys=keys, args=args))
-        except StateUnavailable as exc:
-            _fail(batch, exc)
+            answer = await self._call(
+                self._batch(keys=keys, args=[" ".join(settle_words), " ".join(reserve_words)])
+            )
+        except (Exception, asyncio.CancelledError) as exc:  # nobody waits on a failed batch
+            if not isinstance(exc, StateUnavailable | asyncio.CancelledError):
+                logger.error("redis: the batch script failed: %s: %s", type(exc).__name__, exc)
+            _fail(asks + settled, StateUnavailable(f"redis: {type(exc).__name__}: {exc}"))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             return
-        for _, future in batch:
+        for _, future in settled:
             if not future.done():
                 future.set_result(None)
+        _answer(asks, answer.split())
 
     async def keys(self, prefix: str) -> list[str]:
         cut = len(self.prefix)
@@ -285,7 +243,22 @@ class RedisStore:
         await self._client.aclose()
 
 
-def _fail(batch: list[tuple[Any, asyncio.Future[Any]]], exc: StateUnavailable) -> None:
+def _answer(asks: _Pending, words: list[bytes]) -> None:
+    """Each request's reservations from the batch's answer (4 words per ask, in order)."""
+    at = 0
+    for group, future in asks:
+        found = []
+        for ask in group:
+            fit, used, left, window = words[at:at + 4]
+            at += 4
+            found.append(Reservation(fit == b"1", float(used), ask.limit,
+                                     max(0.0, float(left) / 1000),
+                                     "" if window == b"-" else window.decode()))
+        if not future.done():
+            future.set_result(found)
+
+
+def _fail(batch: _Pending, exc: StateUnavailable) -> None:
     for _, future in batch:
         if not future.done():
             future.set_exception(StateUnavailable(str(exc)))

@@ -4,7 +4,9 @@
 gateway serves with (the same across reloads: a changed `state:` section needs a restart).
 `GuardedStore` wraps it: after a failure every call raises `StateUnavailable` at once for
 `retry_seconds`, then the store is tried again, so a Redis outage costs no request more than
-one socket timeout, and service comes back by itself when Redis does. `/readyz` pings it.
+one socket timeout, and service comes back by itself when Redis does. An in-process store is
+also offered as `immediate`, for the hot path to reserve and settle without awaiting.
+`/readyz` pings it.
 Services that work in the background on the store (the health board's sync, the statistics'
 flush) register `on_close`: they stop, or flush a last time, before the store closes.
 """
@@ -52,6 +54,9 @@ class GuardedStore:
         self.shared = shared
         """Whether other processes see the same state (Redis)."""
         self.kind = type(inner).__name__
+        self.immediate = inner if isinstance(inner, MemoryStore) else None
+        """The store itself when it answers in this process without awaiting (the in-memory
+        and SQLite stores: `reserve_now`, `settle_now`), else None. It is never down."""
         self._down_until = 0.0
         self._down = False
         self._closers: list[Callable[[], Awaitable[None]]] = []

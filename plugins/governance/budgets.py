@@ -12,6 +12,7 @@ and settled with the real cost when it ends. Over budget: 429 with OpenAI's
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,7 +26,7 @@ from modelway.plugins.governance.records import Budget, FailMode
 from modelway.plugins.governance.registry import Access
 from modelway.plugins.governance.reserve import Held, Reserver, ReservingPlugin, refused
 from modelway.plugins.governance.spendadmin import endpoints, spend_changes
-from modelway.state import Ask
+from modelway.state import Ask, Reservation
 from modelway.statestore import store_of
 
 if TYPE_CHECKING:
@@ -76,10 +77,13 @@ class BudgetsPlugin(ReservingPlugin):
         return endpoints()
 
     @hookimpl
-    async def modelway_admit(self, ctx: RequestContext, attempt: Attempt | None) -> None:
+    def modelway_admit(
+        self, ctx: RequestContext, attempt: Attempt | None
+    ) -> Awaitable[None] | None:
+        """Reserved at once in an in-process store; else an awaitable (see `limits`)."""
         budgets = _budgets(ctx) if attempt is None else []
         if not budgets or self.reserver is None:
-            return
+            return None
         prompt, output = request_tokens(ctx, self.settings.default_output_tokens)
         amount = max(estimated_cost(ctx, prompt, output), EXHAUSTED_PROBE)
         asks = []
@@ -87,20 +91,20 @@ class BudgetsPlugin(ReservingPlugin):
             period_id, left = period(budget.window)
             key = f"budget:{kind}:{name}:{budget.window}:{period_id}"
             asks.append(Ask(key, amount, budget.usd, left))
+        found = self.reserver.take_now(asks)
+        if found is None:
+            return self._reserve(ctx, budgets, asks)
+        _hold(ctx, budgets, asks, found, False)
+        return None
+
+    async def _reserve(
+        self, ctx: RequestContext, budgets: list[tuple[str, str, Budget]], asks: list[Ask]
+    ) -> None:
+        assert self.reserver is not None
         closed = any((b.on_store_error or self.settings.on_store_error) == "closed"
                      for _, _, b in budgets)
         found, local = await self.reserver.take(asks, closed)
-        held = [Held(a, r, local) for a, r in zip(asks, found, strict=True)]
-        failed = refused(held)
-        if failed is not None:
-            kind, name, budget = budgets[held.index(failed)]
-            wait = failed.reservation.reset_seconds
-            raise over_budget(
-                f"the {kind} '{name}' has used its budget of ${budget.usd:g} per "
-                f"{budget.window}; it resets in {duration(wait)}",
-                wait,
-            )
-        ctx.plugin_state[STATE] = held
+        _hold(ctx, budgets, asks, found, local)
 
     @hookimpl(tryfirst=True)
     def modelway_request_done(self, ctx: RequestContext, record: dict[str, object]) -> None:
@@ -119,3 +123,21 @@ class BudgetsPlugin(ReservingPlugin):
             self.reserver.settle(one, actual)
         if ctx.served_by is not None:
             self.reserver.count(spend_changes(ctx, cost, today()))
+
+
+def _hold(
+    ctx: RequestContext, budgets: list[tuple[str, str, Budget]], asks: list[Ask],
+    found: list[Reservation], local: bool,
+) -> None:
+    """Keep what was taken (to settle), or refuse with the first budget that is spent."""
+    held = [Held(a, r, local) for a, r in zip(asks, found, strict=True)]
+    failed = refused(held)
+    if failed is not None:
+        kind, name, budget = budgets[held.index(failed)]
+        wait = failed.reservation.reset_seconds
+        raise over_budget(
+            f"the {kind} '{name}' has used its budget of ${budget.usd:g} per "
+            f"{budget.window}; it resets in {duration(wait)}",
+            wait,
+        )
+    ctx.plugin_state[STATE] = held

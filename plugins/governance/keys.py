@@ -11,6 +11,7 @@ the access log names its key id, consumer and team.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from modelway import hookimpl
 from modelway.context import Principal
 from modelway.plugins.governance.errors import forbidden, unauthorized
 from modelway.plugins.governance.keysadmin import endpoints
-from modelway.plugins.governance.records import KeyConfig, KeyRecord, Team
+from modelway.plugins.governance.records import KeyConfig, KeyRecord, Team, digest
 from modelway.plugins.governance.registry import Access, KeyRegistry
 from modelway.statestore import store_of
 
@@ -75,8 +76,19 @@ def _principal(record: KeyRecord, access: Access) -> Principal:
 def _refusal(record: KeyRecord | None) -> str | None:
     if record is None:
         return "invalid_api_key"
+    if record.revoked is None and record.expires is None:
+        return None
     state = record.state(datetime.now(UTC))
     return None if state == "active" else f"{state}_api_key"
+
+
+def _accept(ctx: RequestContext, registry: KeyRegistry, record: KeyRecord | None) -> Principal:
+    """The caller of an active key; a 401 for an unknown, expired or revoked one."""
+    refusal = _refusal(record)
+    if refusal is not None or record is None:
+        ctx.annotations["auth"] = refusal
+        raise unauthorized(_MESSAGES[refusal or "invalid_api_key"], refusal or "")
+    return _principal(record, Access(record, registry.team(record)))
 
 
 _MESSAGES = {
@@ -110,7 +122,8 @@ class KeysPlugin:
         return endpoints()
 
     @hookimpl
-    async def modelway_authenticate(self, ctx: RequestContext) -> Principal | None:
+    def modelway_authenticate(self, ctx: RequestContext) -> Principal | Awaitable[Principal]:
+        """At once for a configured key or a fresh cached one; else after the store's answer."""
         secret = ctx.client.api_key
         if not secret:
             raise unauthorized(
@@ -122,12 +135,13 @@ class KeysPlugin:
             return Principal(GATEWAY_KEY_ID)
         assert ctx.gateway is not None
         registry = registry_of(ctx.gateway)
-        record = await registry.find(secret)
-        refusal = _refusal(record)
-        if refusal is not None or record is None:
-            ctx.annotations["auth"] = refusal
-            raise unauthorized(_MESSAGES[refusal or "invalid_api_key"], refusal or "")
-        return _principal(record, Access(record, registry.team(record)))
+        record = registry.known(digest(secret))
+        if record is not None:
+            return _accept(ctx, registry, record)
+        return self._lookup(ctx, registry, secret)
+
+    async def _lookup(self, ctx: RequestContext, registry: KeyRegistry, secret: str) -> Principal:
+        return _accept(ctx, registry, await registry.find(secret))
 
     @hookimpl
     def modelway_admit(self, ctx: RequestContext, attempt: Attempt | None) -> None:

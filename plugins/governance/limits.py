@@ -14,6 +14,7 @@ with every answer. A window starts with its first request and lasts a minute.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +25,7 @@ from modelway.plugins.governance.estimate import request_tokens
 from modelway.plugins.governance.records import FailMode, Limits
 from modelway.plugins.governance.registry import Access
 from modelway.plugins.governance.reserve import Held, Reserver, ReservingPlugin, refused
-from modelway.state import Ask
+from modelway.state import Ask, Reservation
 from modelway.statestore import store_of
 
 if TYPE_CHECKING:
@@ -94,20 +95,30 @@ class LimitsPlugin(ReservingPlugin):
         self.reserver = Reserver("rate limits", lambda: store_of(gateway))
 
     @hookimpl
-    async def modelway_admit(self, ctx: RequestContext, attempt: Attempt | None) -> None:
+    def modelway_admit(
+        self, ctx: RequestContext, attempt: Attempt | None
+    ) -> Awaitable[None] | None:
+        """Reserved at once in an in-process store; else an awaitable (the store's round
+        trip, which `Hooks.admit` runs with the other plugins' in one event-loop turn)."""
         if attempt is None:
             scopes = _scopes(ctx, self.settings)
         else:
             limits = self.settings.backends.get(attempt.backend.name)
             scopes = [(f"backend {attempt.backend.name}", limits)] if limits else []
-        if scopes:
-            await self._reserve(ctx, scopes, attempt)
-
-    async def _reserve(
-        self, ctx: RequestContext, scopes: list[tuple[str, Limits]], attempt: Attempt | None
-    ) -> None:
+        if not scopes:
+            return None
         assert self.reserver is not None
         state = ctx.plugin_state.setdefault(STATE, _Request())
+        asks, tokens = self._asks(ctx, state, scopes)
+        found = self.reserver.take_now(asks)
+        if found is None:
+            return self._reserve(ctx, state, scopes, attempt, asks, tokens)
+        _hold(ctx, state, scopes, attempt, asks, tokens, found, False)
+        return None
+
+    def _asks(
+        self, ctx: RequestContext, state: _Request, scopes: list[tuple[str, Limits]]
+    ) -> tuple[list[Ask], list[bool]]:
         asks, tokens = [], []
         for scope, limits in scopes:
             name = "limits:" + scope.replace(" ", ":")
@@ -118,15 +129,17 @@ class LimitsPlugin(ReservingPlugin):
                 amount = self._estimate(ctx, state)
                 asks.append(Ask(name + ":tpm", amount, limits.tokens_per_minute, WINDOW_SECONDS))
                 tokens.append(True)
+        return asks, tokens
+
+    async def _reserve(
+        self, ctx: RequestContext, state: _Request, scopes: list[tuple[str, Limits]],
+        attempt: Attempt | None, asks: list[Ask], tokens: list[bool],
+    ) -> None:
+        assert self.reserver is not None
         closed = any((lim.on_store_error or self.settings.on_store_error) == "closed"
                      for _, lim in scopes)
         found, local = await self.reserver.take(asks, closed)
-        held = [Held(a, r, local, t, attempt) for a, r, t in zip(asks, found, tokens, strict=True)]
-        failed = refused(held)
-        if failed is not None:
-            raise _over(failed, scopes)
-        state.held.extend(held)
-        ctx.response_headers.update(_headers(state.held))
+        _hold(ctx, state, scopes, attempt, asks, tokens, found, local)
 
     def _estimate(self, ctx: RequestContext, state: _Request) -> int:
         if state.estimate is None:
@@ -148,6 +161,20 @@ class LimitsPlugin(ReservingPlugin):
             )
             actual = (used if used is not None else held.ask.amount) if served else 0
             self.reserver.settle(held, actual)
+
+
+def _hold(
+    ctx: RequestContext, state: _Request, scopes: list[tuple[str, Limits]],
+    attempt: Attempt | None, asks: list[Ask], tokens: list[bool], found: list[Reservation],
+    local: bool,
+) -> None:
+    """Keep what was taken (to settle), or refuse with the first limit that did not fit."""
+    held = [Held(a, r, local, t, attempt) for a, r, t in zip(asks, found, tokens, strict=True)]
+    failed = refused(held)
+    if failed is not None:
+        raise _over(failed, scopes)
+    state.held.extend(held)
+    ctx.response_headers.update(_headers(state.held))
 
 
 def _family(held: Held) -> str:

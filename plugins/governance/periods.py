@@ -45,4 +45,7 @@ def _left(now: datetime, end: datetime) -> float:
 
 
 def today(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime("%Y-%m-%d")
+    """The UTC day, `YYYY-MM-DD` (computed once per day)."""
+    if now is None:
+        return period("day")[0]
+    return now.strftime("%Y-%m-%d")

@@ -75,6 +75,8 @@ class Grants(Strict):
         return bool(model) and any(fnmatch.fnmatchcase(model or "", g) for g in self.models)
 
     def allows_route(self, route: str) -> bool:
+        if "*" in self.routes:
+            return True
         return any(fnmatch.fnmatchcase(route, glob) for glob in self.routes)
 
 

@@ -64,16 +64,25 @@ class KeyRegistry:
 
     # --------------------------------------------------------------------------- lookups
 
-    async def find(self, secret: str) -> KeyRecord | None:
-        """The record of a client's key, or None when no such key exists."""
-        hashed = digest(secret)
+    def known(self, hashed: str) -> KeyRecord | None:
+        """The record of a key's hash when it is at hand (configured, or cached and still
+        fresh) without asking the store; else None (`find` asks)."""
         found = self._configured.get(hashed)
         if found is not None:
             return found
         cached = self._cache.get(hashed)
-        now = time.monotonic()
-        if cached is not None and now - cached[1] < self.cache_seconds:
+        if cached is not None and time.monotonic() - cached[1] < self.cache_seconds:
             return cached[0]
+        return None
+
+    async def find(self, secret: str) -> KeyRecord | None:
+        """The record of a client's key, or None when no such key exists."""
+        hashed = digest(secret)
+        found = self.known(hashed)
+        if found is not None:
+            return found
+        cached = self._cache.get(hashed)
+        now = time.monotonic()
         try:
             raw = await self._store().get(HASH_PREFIX + hashed)
         except StateUnavailable:

@@ -4,7 +4,8 @@
 reached, a limit that fails closed refuses (503 in the client's shape); one that fails open
 is counted in this process instead (and the outage is logged once), so the gateway keeps
 serving with per-worker limits until the store is back. Settlement goes where the amount
-was taken, batched (`modelway.plugins.governance.settle`).
+was taken, batched (`modelway.plugins.governance.settle`). An in-process store answers
+without awaiting (`take_now`, and settlements applied at once): no task, no event-loop turn.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING
 from modelway import hookimpl, tokens
 from modelway.plugins.governance.errors import store_down
 from modelway.plugins.governance.settle import Settler
-from modelway.state import Ask, Change, MemoryStore, Reservation, StateStore, StateUnavailable
+from modelway.state import Ask, Change, MemoryStore, Reservation, StateUnavailable
+from modelway.statestore import GuardedStore
 
 if TYPE_CHECKING:
     from modelway.runtime import Gateway
@@ -41,13 +43,25 @@ class Held:
 class Reserver:
     """Takes and settles amounts in the store (or, failing open, in this process)."""
 
-    def __init__(self, what: str, store: Callable[[], StateStore]) -> None:
+    def __init__(self, what: str, store: Callable[[], GuardedStore]) -> None:
         self.what = what
         self.fallback = MemoryStore()
-        self.shared = Settler(store)
-        self.local = Settler(lambda: self.fallback)
-        self._store = store
+        self._resolve = store
+        self._resolved: GuardedStore | None = None
+        self.shared = Settler(self._store)
         self._degraded = False
+
+    def _store(self) -> GuardedStore:
+        """The gateway's store, looked up on first use (then kept: it outlives reloads)."""
+        store = self._resolved
+        if store is None:
+            store = self._resolved = self._resolve()
+        return store
+
+    def take_now(self, asks: Sequence[Ask]) -> list[Reservation] | None:
+        """The reservations at once when the store is in this process, else None (`take`)."""
+        immediate = self._store().immediate
+        return None if immediate is None else immediate.reserve_now(asks)
 
     async def take(self, asks: Sequence[Ask], closed: bool) -> tuple[list[Reservation], bool]:
         """The reservations, and whether they were taken locally (the store is down)."""
@@ -73,14 +87,21 @@ class Reserver:
         delta = amount - held.ask.amount
         if delta:
             change = Change(held.ask.key, delta, held.reservation.window)
-            (self.local if held.local else self.shared).add([change])
+            if held.local:
+                self.fallback.settle_now([change])
+            else:
+                self.count([change])
 
     def count(self, changes: list[Change]) -> None:
-        self.shared.add(changes)
+        """Add to the store's counters (spend): at once in process, else batched."""
+        immediate = self._store().immediate
+        if immediate is not None:
+            immediate.settle_now(changes)
+        else:
+            self.shared.add(changes)
 
     async def drain(self) -> None:
         await self.shared.drain()
-        await self.local.drain()
 
 
 class ReservingPlugin:
