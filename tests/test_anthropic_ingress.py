@@ -440,7 +440,8 @@ def test_blocks_in_the_wrong_role_are_rejected(role, block):
     )
 
 
-def test_unknown_fields_are_accepted_and_not_forwarded():
+def test_unknown_fields_are_accepted_and_left_out_of_the_chat_shape():
+    """They travel beside it (`anthropic_unknown`, tests/test_anthropic_unknown.py)."""
     body = {**GOOD, "service_tier": "auto", "container": None, "mcp_servers": []}
     assert decode(body) == {"model": "m", "messages": GOOD["messages"], "max_tokens": 5}
 

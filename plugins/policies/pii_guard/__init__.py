@@ -101,6 +101,11 @@ class PiiGuardPolicy(Policy):
         self.specs: dict[Stage, EngineSpec] = {}
         self._pool: AnalyzerPool | None = None
 
+    async def shutdown(self) -> None:
+        """The configuration stops: wait for its worker processes to exit."""
+        if self._pool is not None:
+            await self._pool.wait_closed()
+
     def bind(self, pool: AnalyzerPool, ner_setting: str | None) -> list[str]:
         """Use `pool`; returns the NER entities skipped because no NER model is installed."""
         self._pool = pool

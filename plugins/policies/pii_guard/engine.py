@@ -1,10 +1,10 @@
 """Presidio for the PII guard: offline analyzers built once per worker, and the worker pool.
 
 The guard's CPU work (Presidio's regexes, and spaCy when an NER model is installed) never runs
-on the proxy's event loop: `AnalyzerPool` sends it to a process pool (the default: Presidio is
-pure-Python regex work that would hold the GIL in threads) or a thread pool, sized by the
-plugin settings. Each worker builds one `Analyzer` per `EngineSpec` (in its initializer for the
-specs known at start-up) and keeps it.
+on the proxy's event loop: `AnalyzerPool` sends it to worker processes (the default: Presidio
+is pure-Python regex work that would hold the GIL in threads; `workers.ProcessWorkers`) or a
+thread pool, sized by the plugin settings. Each worker builds one `Analyzer` per `EngineSpec`
+(in its initializer for the specs known at start-up) and keeps it.
 
 Nothing is downloaded at run time: the NLP engine is chosen explicitly (Presidio's no-op engine
 for pattern-only analysis, an installed spaCy model package for NER), and tldextract, which
@@ -21,18 +21,17 @@ import asyncio
 import importlib
 import importlib.util
 import logging
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from modelway.errors import GatewayError
 from modelway.plugins.policies.pii_guard.phone import phone_candidate
 from modelway.plugins.policies.pii_guard.segments import segmented
+from modelway.plugins.policies.pii_guard.workers import ProcessWorkers, WorkerGone
 
 logger = logging.getLogger("modelway.pii_guard")
 
@@ -305,54 +304,69 @@ def _ready() -> bool:
 
 
 class AnalyzerPool:
-    """The worker pool the guard's analysis runs in; started lazily, restarted if broken."""
+    """The workers the guard's analysis runs in: processes spoken to over pipes (the
+    default, `workers.ProcessWorkers`) or threads; started at start-up, restarted if a worker
+    dies."""
 
     def __init__(self, workers: int, kind: str, timeout: float) -> None:
         self.workers = workers
         self.kind = kind
         self.timeout = timeout
         self.specs: tuple[EngineSpec, ...] = ()
-        self._executor: Executor | None = None
+        self._processes: ProcessWorkers | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        self._closing: list[ProcessWorkers] = []
 
     def start(self, specs: tuple[EngineSpec, ...] = ()) -> None:
-        """Create the pool and let every worker build its analyzers now (not on a request)."""
+        """Create the workers and let each build its analyzers now (not on a request)."""
         self.specs = specs or self.specs
-        executor = self._ensure()
-        for _ in range(self.workers):
-            executor.submit(_ready)
-
-    def _ensure(self) -> Executor:
-        if self._executor is None:
-            self._executor = self._make()
-        return self._executor
-
-    def _make(self) -> Executor:
         if self.kind == "thread":
-            return ThreadPoolExecutor(
+            executor = self._thread_pool()
+            for _ in range(self.workers):
+                executor.submit(_ready)
+        else:
+            self._process_pool().start()
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
                 self.workers, "pii-guard", initializer=init_worker, initargs=(self.specs,)
             )
-        return ProcessPoolExecutor(
-            self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(self.specs,),
-        )
+        return self._threads
+
+    def _process_pool(self) -> ProcessWorkers:
+        if self._processes is None:
+            self._processes = ProcessWorkers(self.workers, init_worker, (self.specs,))
+        return self._processes
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run `function(*args)` in a worker; a 503 error if it takes too long or breaks."""
-        future = asyncio.get_running_loop().run_in_executor(self._ensure(), function, *args)
+        if self.kind == "thread":
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._thread_pool(), function, *args)
+        else:
+            future = asyncio.ensure_future(self._process_pool().call(function, *args))
         try:
             return await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
             raise _unavailable("the PII guard did not answer in time", "guard_timeout") from None
-        except BrokenProcessPool:
-            self.close()
+        except WorkerGone:
             raise _unavailable("the PII guard's workers stopped", "guard_unavailable") from None
 
     def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        processes, self._processes = self._processes, None
+        if processes is not None:
+            processes.close()
+            self._closing.append(processes)
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=False, cancel_futures=True)
+
+    async def wait_closed(self) -> None:
+        """Wait for closed worker processes to exit."""
+        closing, self._closing = self._closing, []
+        for processes in closing:
+            await processes.wait_closed()
 
 
 def _unavailable(message: str, code: str) -> GatewayError:

@@ -9,6 +9,7 @@ streamed text where one may still be in progress. phonenumbers is imported lazil
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -101,6 +102,7 @@ def prefilter_phone_parsing(recognizer: Any) -> None:
 
 
 _PLAIN_PHONE = r"[0-9 \-.()/\[\]]*"
+_BACKREFERENCE = re.compile(r"\\\d+|\$\d+|\\g<\w+>")
 
 
 # the number types `is_valid_number` accepts (phonenumbers' `_number_type_helper`)
@@ -177,6 +179,7 @@ def phone_rejecter(region: str) -> Callable[[str], bool] | None:
     generals = re.compile("|".join(f"(?:{general[1].pattern})" for general, _ in descs) or "(?!)")
     plain = re.compile(_PLAIN_PHONE)
     non_digits = re.compile(r"\D")
+    too_short = _shortest_digits(lengths, [transform for _, transform in strips])
 
     def national_numbers(number: str) -> list[str]:
         out = [number]
@@ -196,6 +199,8 @@ def phone_rejecter(region: str) -> Callable[[str], bool] | None:
         digits = non_digits.sub("", candidate)
         if international.match(digits):
             return False
+        if len(digits) < too_short:  # no national number it may be read as is long enough
+            return True
         options = national_numbers(digits)
         if digits.startswith(code):  # read as the country code without a plus sign: parse
             # may strip a national prefix from the rest twice (there, and again as usual)
@@ -212,6 +217,21 @@ def phone_rejecter(region: str) -> Callable[[str], bool] | None:
         return True
 
     return reject
+
+
+def _shortest_digits(lengths: frozenset[int] | None, transforms: list[str | None]) -> int:
+    """Fewer digits than this cannot give a national number of a possible length: reading it
+    strips a national prefix at most twice (each transform puts back at most its own
+    literal text; one back-reference returns only what its match removed)."""
+    if not lengths:
+        return 0
+    growth = 0
+    for transform in transforms:
+        if transform:
+            if len(_BACKREFERENCE.findall(transform)) > 1:
+                return 0
+            growth = max(growth, len(_BACKREFERENCE.sub("", transform)))
+    return max(0, min(lengths) - 2 * growth)
 
 
 def phone_runs() -> str:
