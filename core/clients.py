@@ -6,7 +6,8 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
+from urllib.parse import unquote
 
 from modelway.context import ClientInfo
 from modelway.errors import GatewayError
@@ -37,16 +38,41 @@ def basic_password(headers: Mapping[str, str]) -> str | None:
     return decoded.partition(":")[2] or None
 
 
+def take_query_key(query: str, headers: MutableMapping[str, str]) -> str:
+    """`query` without its `key` parameters (Google's REST style, `...:generateContent?key=K`),
+    the key becoming the client's `x-goog-api-key` when it sent none: it is read as that
+    header is, and never goes upstream in a URL (nor into a log)."""
+    if "key=" not in query:
+        return query
+    items = query.split("&")
+    keys = [item[4:] for item in items if item.startswith("key=")]
+    if not keys:
+        return query
+    if keys[0] and "x-goog-api-key" not in headers:
+        headers["x-goog-api-key"] = unquote(keys[0])
+    return "&".join(item for item in items if not item.startswith("key="))
+
+
 def client_info(address: str, headers: Mapping[str, str], identity_header: str) -> ClientInfo:
     key = client_key(headers)
     named = headers.get(identity_header)
     if named:
         identity = "user:" + named[:128]
     elif key:
-        identity = "key:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        identity = _key_identity(key)
     else:
         identity = "ip:" + address
     return ClientInfo(address, identity, key)
+
+
+def with_key(client: ClientInfo, key: str) -> ClientInfo:
+    """The client with this key (a signed follow-up URL's), named by it unless it names itself."""
+    named = client.identity.startswith("user:")
+    return ClientInfo(client.address, client.identity if named else _key_identity(key), key)
+
+
+def _key_identity(key: str) -> str:
+    return "key:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 class KeyCheck:

@@ -108,6 +108,10 @@ class GatewaySettings(Strict):
     """Keys the admin endpoints (`/modelway/*`) need. Without them the admin endpoints answer
     on a loopback listener only (taking the client keys there, if any)."""
     identity_header: str = "x-user-id"
+    upload_secret: SecretStr | None = None
+    """The secret that signs the upload URLs the gateway hands out (Gemini's resumable
+    uploads, `modelway.followups`); unset: `MODELWAY_UPLOAD_SECRET`, else one per run. Give
+    gateways behind one address the same."""
     metrics_port: int | None = Field(None, ge=0, le=65535)
     """With the `metrics` plugin: serve `GET /metrics` on this port of `host` too (shared by
     the workers); unset, it is served on the gateway's own port only."""

@@ -133,6 +133,9 @@ class RequestContext:
     """`native` (the client's own body went upstream) or `hub` (translated), once sent."""
     principal: Principal | None = None
     """Who is calling, when a governance plugin identified the client's key."""
+    follow_up: str | None = None
+    """The scope of the signed follow-up URL the request came to: the backend its upload
+    belongs to (`modelway.followups`)."""
     response_headers: dict[str, str] = field(default_factory=dict)
     """The gateway's own answer headers (its rate limits: `x-ratelimit-*`), given to the
     client also on errors; a gateway limit replaces the upstream's when it is tighter."""

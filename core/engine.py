@@ -21,7 +21,7 @@ from mitmproxy import connection, http
 
 from modelway.accesslog import access_record
 from modelway.clientguard import ClientGuard
-from modelway.clients import client_info
+from modelway.clients import client_info, take_query_key
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.protocolerrors import HeaderLimit
@@ -276,6 +276,7 @@ class Engine:
         headers = _lower_headers(request.headers)
         address = flow.client_conn.peername[0] if flow.client_conn.peername else "unknown"
         path, _, query = request.path.partition("?")
+        query = take_query_key(query, headers)
         return RequestContext(
             id=_request_id(headers.get("x-request-id")),
             method=request.method,

@@ -3,9 +3,9 @@
 mitmproxy answers a few errors before any addon hook runs (a body over its size limit, a head
 that is not valid HTTP); `protocolerrors` writes those answers in the client's API shape. The
 API is chosen the way the request path chooses one: an API that recognizes the request as its
-client's (Anthropic's `anthropic-version`, an `x-api-key` alone, Google's paths and key
-header), else the first whose endpoints, owned paths or pass-through take the path; none (or
-no gateway registered for the master) is OpenAI's shape. A master's addon registers where its
+client's (Anthropic's `anthropic-version`, an `x-api-key` alone, Google's paths, key header
+and `?key=`), else the first whose endpoints, owned paths or pass-through take the path; none
+(or no gateway registered for the master) is OpenAI's shape. A master's addon registers where its
 gateway's APIs are (`use_apis`), so several gateways in one process keep their own.
 """
 
@@ -15,6 +15,8 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from modelway.clients import take_query_key
 
 if TYPE_CHECKING:
     from mitmproxy import http
@@ -35,7 +37,9 @@ class Head:
     @classmethod
     def of_request(cls, request: http.Request) -> Head:
         headers = {name.lower(): value for name, value in request.headers.items()}
-        return cls(request.method, request.path.partition("?")[0], headers)
+        path, _, query = request.path.partition("?")
+        take_query_key(query, headers)  # Google's `?key=` is its key header
+        return cls(request.method, path, headers)
 
     @classmethod
     def of_bytes(cls, raw: bytes) -> Head | None:
@@ -50,7 +54,9 @@ class Head:
             if not line or not colon:
                 break
             headers.setdefault(name.strip().lower(), value.strip())
-        return cls(parts[0], parts[1].partition("?")[0], headers)
+        path, _, query = parts[1].partition("?")
+        take_query_key(query, headers)
+        return cls(parts[0], path, headers)
 
 
 _REGISTRY: list[tuple[weakref.ref[Any], Apis]] = []

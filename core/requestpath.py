@@ -20,6 +20,7 @@ from modelway.context import RequestContext
 from modelway.counting import estimate_reply
 from modelway.errors import GatewayError, not_found, upstream_error
 from modelway.extension import Transport
+from modelway.followups import open_follow_up
 from modelway.hubstream import HubStream
 from modelway.ingress import IngressAPI, LocalEndpoint
 from modelway.nativestream import RawStream
@@ -118,6 +119,7 @@ class RequestPath:
             raise GatewayError(
                 400, "HTTP trailers are not supported: send the body without them", code="trailers"
             )
+        open_follow_up(ctx, gateway)
         await _authenticate(ctx, gateway)
         assert ctx.endpoint is not None
         if ctx.endpoint.local:

@@ -12,7 +12,9 @@ worker listens.
 The workers' metrics (the `metrics` plugin) are one set: the parent gives every worker the
 same `PROMETHEUS_MULTIPROC_DIR` (a fresh directory unless the environment names one), each
 worker writes its values there, and `/metrics` on any worker adds them all up. A dead worker's
-live gauges are dropped when it is replaced; the parent removes the directory it made.
+live gauges are dropped when it is replaced; the parent removes the directory it made. The
+workers share one secret for the upload URLs they sign (`modelway.followups`), so an upload
+started on one worker goes on on another.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelway.errors import ConfigError
+from modelway.followups import worker_secret
 from modelway.runtime import Gateway
 
 logger = logging.getLogger("modelway.workers")
@@ -125,7 +128,7 @@ class Supervisor:
     def _spawn(self, index: int) -> int:
         read, write = os.pipe()
         env = {**os.environ, WORKER_ENV: str(index), READY_FD_ENV: str(write),
-               METRICS_DIR_ENV: self.metrics_dir}
+               METRICS_DIR_ENV: self.metrics_dir, **worker_secret()}
         self.children[index] = subprocess.Popen(self._command(), env=env, pass_fds=(write,),
                                                 stdin=subprocess.DEVNULL)
         os.close(write)

@@ -4,8 +4,8 @@ against a recording Gemini upstream that speaks the resumable protocol.
 The start request goes to the backend with the gateway's key; the upload URL the client gets
 is on the gateway, with the backend's path and upload id; the bytes and the finalize go to the
 backend's real upload URL. An upload URL on another host never reaches the client, and the
-gateway never sends anything there. (No gateway keys here: Google's SDK sends the bytes to
-the upload URL without its key, the URL being the upload's credential.)
+gateway never sends anything there. (No gateway keys here: uploads through a gateway that
+requires keys, whose upload URLs carry a signed token, are tests/test_gemini_upload_keys.py.)
 """
 
 from __future__ import annotations

@@ -131,6 +131,14 @@ def test_gemini_paths_get_googles_shape(gateway, headers):
     assert error["status"] == "INVALID_ARGUMENT" and "body size limit" in error["message"]
 
 
+def test_a_query_key_makes_a_shared_path_googles(gateway):
+    """`/v1/files` is OpenAI's too; with Google's `?key=` it is a Google client's."""
+    status, body = raw(gateway, head("/v1/files?key=k", {}))
+    assert status == 413 and body["error"]["status"] == "INVALID_ARGUMENT"
+    status, body = raw(gateway, head("/v1/files?monkey=k", {}))
+    assert status == 413 and body["error"]["code"] == "request_too_large"
+
+
 def test_other_clients_get_openais_shape(gateway):
     status, body = raw(gateway, head("/v1/chat/completions", {"authorization": "Bearer sk"}))
     assert status == 413

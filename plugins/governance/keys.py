@@ -1,11 +1,11 @@
 """Built-in plugin `keys`: consumers, teams and their API keys; 401 and 403 in the client's API.
 
 Every request needs a key, in its API's own header (`Authorization: Bearer`, `x-api-key`,
-`x-goog-api-key`): one of `plugins.keys.keys` (YAML holds only `sha256:` hashes), one created
-at run time (`modelway keys create`, `POST /modelway/keys`), or one of `gateway.api_keys`
-(a key without consumer or team). A missing, unknown, expired or revoked key is a 401; a model
-or route the key or its team may not use is a 403. The caller becomes `ctx.principal`, and
-the access log names its key id, consumer and team.
+`x-goog-api-key`, or Google's `?key=`): one of `plugins.keys.keys` (YAML holds only `sha256:`
+hashes), one created at run time (`modelway keys create`, `POST /modelway/keys`), or one of
+`gateway.api_keys` (a key without consumer or team). A missing, unknown, expired or revoked
+key is a 401; a model or route the key or its team may not use is a 403. The caller becomes
+`ctx.principal`, and the access log names its key id, consumer and team.
 """
 
 from __future__ import annotations

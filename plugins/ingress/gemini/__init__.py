@@ -8,11 +8,11 @@ field pass both ways. Any other backend gets the request translated through the 
 form; answers, streams and errors go back in Gemini's wire shape. The model comes from the
 URL path. Field names are read in either of the spellings Google accepts (`maxOutputTokens`
 or `max_output_tokens`). Other Gemini endpoints (`embedContent`, `cachedContents`, `files`
-...) pass through to Gemini backends; on Google's paths (and with `x-goog-api-key`) the
-gateway's own errors are in Google's shape, a path it does not serve included. `GET
-.../models` and `.../models/{model}` are answered by the gateway in Google's shape (`models`).
-Uploads (`/upload/v1beta/files`, resumable) pass through too; the `gemini` provider keeps
-their upload URL on the gateway.
+...) pass through to Gemini backends; on Google's paths (and with `x-goog-api-key` or
+`?key=`) the gateway's own errors are in Google's shape, a path it does not serve included.
+`GET .../models` and `.../models/{model}` are answered by the gateway in Google's shape
+(`models`). Uploads (`/upload/v1beta/files`, resumable) pass through too; the `gemini`
+provider keeps their upload URL on the gateway, signed for the client.
 
 `thinkingConfig` and thought parts become the hub's reasoning fields (`reasoning`). What
 does not translate to other providers: `safetySettings`, logprobs and speech settings are
@@ -138,8 +138,9 @@ class GeminiAPI(IngressAPI):
         return _OTHER if _GOOGLE_V1.fullmatch(path) else self.fallback(method, path)
 
     def recognizes(self, path: str, headers: Mapping[str, str]) -> bool:
-        """Google's paths (`/v1beta/...`, uploads, `model:method`) or its key header: the
-        gateway's errors there are in Google's shape."""
+        """Google's paths (`/v1beta/...`, uploads, `model:method`) or its key header (a
+        `?key=` is one: `modelway.clients.take_query_key`): the gateway's errors there are in
+        Google's shape."""
         return "x-goog-api-key" in headers or _GOOGLE_PATH.match(path) is not None
 
     def wire(self, name: str) -> WireSupport:

@@ -115,6 +115,7 @@ class GeminiProvider(Provider):
 
     def _upload(self, ctx: RequestContext, call: Call) -> UpstreamRequest:
         """A resumable-upload request, to the backend's own upload path (`uploads`)."""
+        uploads.check_backend(ctx, self.base)
         headers = {**self.backend.headers, **ctx.forwarded_headers()}
         headers.update(uploads.upload_headers(ctx, call))
         key = request_key(ctx, self.backend)

@@ -12,6 +12,12 @@ It is rewritten only when it is on the backend's own origin and under its `/uplo
 any other URL is left out of the answer (logged), so the gateway never sends a request (or
 its credentials) to a host the configuration did not name: a follow-up's URL is always built
 from the backend's base URL and the path the client asked for.
+
+The SDKs send no key to the upload URL, so when the client sent one, the URL also carries a
+token the gateway signs (`modelway.followups`): bound to this URL, the backend's base URL
+and an expiry, it authenticates the follow-ups as the client that started the upload (its key goes
+nowhere but back into the gateway). With gateway keys on, an upload URL without a valid token
+is a 401; a follow-up routed to another backend than the start's is a 400.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import logging
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from modelway import followups
 from modelway.context import RequestContext
+from modelway.errors import GatewayError
 from modelway.wire import Call
 
 logger = logging.getLogger("modelway.gemini")
@@ -49,7 +57,8 @@ def upload_headers(ctx: RequestContext, call: Call) -> dict[str, str]:
 
 
 def answer_headers(ctx: RequestContext, headers: Mapping[str, str], base: str) -> dict[str, str]:
-    """The upload headers of the backend's answer, its upload URL on the gateway's origin."""
+    """The upload headers of the backend's answer, its upload URL on the gateway's origin
+    (signed for the client when it sent a key)."""
     out = {k.lower(): v for k, v in headers.items() if k.lower().startswith(UPLOAD_HEADER)}
     found = out.pop(UPLOAD_URL, None)
     if found is None:
@@ -58,8 +67,31 @@ def answer_headers(ctx: RequestContext, headers: Mapping[str, str], base: str) -
     if rewritten is None:
         logger.warning("an upload URL not on the backend's origin was left out of the answer")
     else:
-        out[UPLOAD_URL] = rewritten
+        out[UPLOAD_URL] = signed(ctx, rewritten, base)
     return out
+
+
+def signed(ctx: RequestContext, url: str, base: str) -> str:
+    """`url` with a token that authenticates its requests as this client, to the backend
+    at `base` (the real upload URL is `base` and the URL's path and query)."""
+    key = ctx.client.api_key
+    if not key or ctx.gateway is None:
+        return url
+    head, _, query = url.partition("?")
+    path = urlsplit(head).path
+    token = followups.sealer_of(ctx.gateway).seal(key, base, path, query)
+    return f"{head}?{followups.with_token(query, token)}"
+
+
+def check_backend(ctx: RequestContext, base: str) -> None:
+    """A signed follow-up goes to the backend that started its upload (at the base URL the
+    token names: the upload id is that backend's), never to another one the route may pick."""
+    if ctx.follow_up is not None and ctx.follow_up != base:
+        raise GatewayError(
+            400,
+            "this upload was started on another backend: start the upload again",
+            code="upload_backend_mismatch",
+        )
 
 
 def gateway_url(ctx: RequestContext, url: str, base: str) -> str | None:
