@@ -10,6 +10,8 @@ and at most one write per key and batch.
 
 Windows are hashes (`id`: the window's id, `u`: what is used) that expire when the window
 ends; ids are Redis's clock (`TIME`) in milliseconds when the window started.
+
+`DELETE_IF` is `StateStore.delete_if`: the comparison and the deletion in one step.
 """
 
 from __future__ import annotations
@@ -106,4 +108,9 @@ for op = 1, 3 do
   end
 end
 return 1
+"""
+
+DELETE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """

@@ -17,6 +17,9 @@ flight reserved.
 
 Hashes of numbers (`merge_fields`, `fields`) hold aggregates many processes add to: the A/B
 statistics merge their deltas into one hash, a sum, a maximum or a minimum per field.
+
+`delete_if` is a compare and delete: a process removes a record only while it is still the
+one it saw (a shared ejection that another process may have replaced meanwhile).
 """
 
 from __future__ import annotations
@@ -80,6 +83,12 @@ class StateStore(Protocol):
 
     async def delete(self, key: str) -> bool:
         """Remove a key; True if it was there."""
+        ...
+
+    async def delete_if(self, key: str, expected: bytes) -> bool:
+        """Remove the value `key` only if it is still `expected`, atomically (compare and
+        delete); True if it was removed. A process that restores what it saw must not remove
+        what another process wrote since."""
         ...
 
     async def add(self, key: str, amount: float, ttl_seconds: float | None = None) -> float:
@@ -175,6 +184,16 @@ class MemoryStore:
     async def delete(self, key: str) -> bool:
         found = self._hashes.pop(key, None) is not None
         return self._values.pop(key, None) is not None or found
+
+    async def delete_if(self, key: str, expected: bytes) -> bool:
+        return self._delete_if(key, expected)
+
+    def _delete_if(self, key: str, expected: bytes) -> bool:
+        # No await between the comparison and the deletion: atomic on the event loop.
+        if self._live(key) != expected:
+            return False
+        del self._values[key]
+        return True
 
     async def add(self, key: str, amount: float, ttl_seconds: float | None = None) -> float:
         return self._add(key, amount, ttl_seconds)

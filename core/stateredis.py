@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelway.errors import ConfigError
-from modelway.redislua import BATCH, MERGE, NONE
+from modelway.redislua import BATCH, DELETE_IF, MERGE, NONE
 from modelway.state import Ask, Change, Reservation, StateUnavailable
 
 logger = logging.getLogger("modelway.state")
@@ -75,6 +75,7 @@ class RedisStore:
         )
         self._batch = self._client.register_script(BATCH)
         self._merge = self._client.register_script(MERGE)
+        self._delete_if = self._client.register_script(DELETE_IF)
 
     async def _call(self, operation: Any) -> Any:
         try:
@@ -96,6 +97,11 @@ class RedisStore:
 
     async def delete(self, key: str) -> bool:
         return bool(await self._call(self._client.delete(self._k(key))))
+
+    async def delete_if(self, key: str, expected: bytes) -> bool:
+        """One script: compared and deleted in one step (another process's write in between
+        is kept)."""
+        return bool(await self._call(self._delete_if(keys=[self._k(key)], args=[expected])))
 
     async def add(self, key: str, amount: float, ttl_seconds: float | None = None) -> float:
         await self._settle([Change(key, amount, None, ttl_seconds)], soon=True)

@@ -130,6 +130,12 @@ class SQLiteStore(MemoryStore):
         self._mark(key)
         return found
 
+    def _delete_if(self, key: str, expected: bytes) -> bool:
+        found = super()._delete_if(key, expected)  # _live loads the file first
+        if found:
+            self._mark(key)
+        return found
+
     def _add(self, key: str, amount: float, ttl_seconds: float | None) -> float:
         total = super()._add(key, amount, ttl_seconds)
         self._mark(key)

@@ -91,6 +91,9 @@ class GuardedStore:
     async def delete(self, key: str) -> bool:
         return await self._run(lambda: self.inner.delete(key))
 
+    async def delete_if(self, key: str, expected: bytes) -> bool:
+        return await self._run(lambda: self.inner.delete_if(key, expected))
+
     async def add(self, key: str, amount: float, ttl_seconds: float | None = None) -> float:
         return await self._run(lambda: self.inner.add(key, amount, ttl_seconds))
 

@@ -61,6 +61,10 @@ class FlakyStore(MemoryStore):
         self._check()
         return await super().delete(key)
 
+    async def delete_if(self, key, expected):  # type: ignore[no-untyped-def]
+        self._check()
+        return await super().delete_if(key, expected)
+
 
 def pair() -> tuple[HealthSync, HealthSync, FakeClock, FlakyStore]:
     """Two processes' boards on one store; one clock for both, the wall clock beside it."""

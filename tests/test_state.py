@@ -33,21 +33,71 @@ def run(coroutine):
 
 
 def test_values_counters_and_listing(store):
+    # What must be listed lives long; what must expire is only checked once it surely has.
+    # (Listing a 50 ms value later, after a round trip or two, was a race: on a busy runner
+    # Redis had expired it before `keys` asked.)
     async def scenario():
         await store.set("responses:a", b"one")
-        await store.set("responses:b", b"two", ttl_seconds=0.05)
+        await store.set("responses:b", b"two", ttl_seconds=60)
+        await store.set("responses:c", b"three", ttl_seconds=0.05)
         assert await store.get("responses:a") == b"one"
         assert await store.add("spend:x", 1.5) == 1.5
         assert await store.add("spend:x", 2) == 3.5
-        assert sorted(await store.keys("responses:")) == ["responses:a", "responses:b"]
+        assert await store.get("spend:x") == b"3.5"  # read back: the batched settle is done
+        listed = await store.keys("responses:")
+        assert {"responses:a", "responses:b"} <= set(listed) <= {
+            "responses:a", "responses:b", "responses:c"
+        }
         await asyncio.sleep(0.1)
-        assert await store.get("responses:b") is None
+        assert await store.get("responses:c") is None
+        assert sorted(await store.keys("responses:")) == ["responses:a", "responses:b"]
         assert await store.delete("responses:a") is True
         assert await store.delete("responses:a") is False
         assert await store.ping()
         await store.close()
 
     run(scenario())
+
+
+def test_delete_if_removes_only_the_value_it_was_given(store):
+    async def scenario():
+        await store.set("health:ejection:a", b"first")
+        assert await store.delete_if("health:ejection:a", b"other") is False
+        assert await store.get("health:ejection:a") == b"first"  # someone else's: kept
+        assert await store.delete_if("health:ejection:a", b"first") is True
+        assert await store.get("health:ejection:a") is None
+        assert await store.delete_if("health:ejection:a", b"first") is False
+        assert await store.delete_if("none", b"") is False
+        await store.set("health:ejection:b", b"gone", ttl_seconds=0.05)
+        await asyncio.sleep(0.1)
+        assert await store.delete_if("health:ejection:b", b"gone") is False  # expired
+        guarded = GuardedStore(store, 0.0, shared=False)
+        await guarded.set("k", b"v")
+        assert await guarded.delete_if("k", b"w") is False
+        assert await guarded.delete_if("k", b"v") is True
+        assert await store.keys("health:") == []
+        await store.close()
+
+    run(scenario())
+
+
+def test_sqlite_keeps_a_conditional_delete_across_a_restart(tmp_path):
+    async def first():
+        store = SQLiteStore(tmp_path)
+        await store.set("kept", b"one")
+        await store.set("gone", b"two")
+        await store.flush()
+        assert not await store.delete_if("kept", b"other")
+        assert await store.delete_if("gone", b"two")
+        await store.close()
+
+    async def second():
+        store = SQLiteStore(tmp_path)
+        assert await store.get_many(["kept", "gone"]) == [b"one", None]
+        await store.close()
+
+    run(first())
+    run(second())
 
 
 def test_many_values_and_hashes_of_numbers(store):

@@ -5,7 +5,13 @@ failures cannot be counted across processes without a round trip per attempt). W
 is shared: an ejection is a record in the store, `health:ejection:<backend>` (JSON: its id, the
 process that decided it, the backoff exponent, the cool-down and the wall-clock time it ends;
 it expires `max_cooldown_seconds + probe_timeout_seconds` after the cool-down, so a half-open
-backend stays ejected everywhere until it is probed). A restoration deletes the record.
+backend stays ejected everywhere until it is probed). A restoration deletes the record only if
+it is still the one this process's board held (`StateStore.delete_if`, compare and delete):
+another process's newer ejection, written meanwhile, stays and is adopted at the next read.
+A record is encoded once per ejection and re-published byte for byte, so that comparing the
+bytes is comparing the ejection's id. An ejection itself is written over whatever is stored:
+two ejections of one backend both say "out of service", and whichever lands last is adopted
+by every process (a compare-and-set there would only choose between them).
 
 A background task per process, off the request path, publishes the board's own changes as
 soon as they happen, and every `sync_seconds` reads the records of the configured backends in
@@ -90,6 +96,9 @@ class HealthSync:
         self.backends: tuple[str, ...] = ()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._seen: dict[str, tuple[str, bytes]] = {}
+        """Per backend, the id and stored bytes of the ejection its board holds (written here
+        or read and adopted): what a restoration may delete."""
         board.shared = True
         board.on_change = self._wake.set
 
@@ -143,15 +152,20 @@ class HealthSync:
 
     async def _publish(self, backend: str) -> None:
         health = self.board.entry(backend)
-        if health is None or health.ejected_until is None:
-            await self.store.delete(PREFIX + backend)
+        if health is None or health.ejected_until is None or health.ejection_id is None:
+            seen = self._seen.get(backend)
+            if seen is not None:  # else nothing of this board's was ever stored
+                await self.store.delete_if(PREFIX + backend, seen[1])
+                self._seen.pop(backend, None)
             return
-        now, wall = self.board.clock(), self.wall()
+        now = self.board.clock()
+        seen = self._seen.get(backend)
+        if seen is None or seen[0] != health.ejection_id:
+            seen = (health.ejection_id, encode(health, now, self.wall()))
         settings = self.board.settings
         ttl = max(0.0, health.ejected_until - now) + settings.max_cooldown_seconds
-        await self.store.set(
-            PREFIX + backend, encode(health, now, wall), ttl + settings.probe_timeout_seconds
-        )
+        await self.store.set(PREFIX + backend, seen[1], ttl + settings.probe_timeout_seconds)
+        self._seen[backend] = seen
 
     async def read(self) -> None:
         names = self.backends
@@ -163,10 +177,12 @@ class HealthSync:
             if name in self.board.changed:
                 continue  # decided here meanwhile: this process's change goes out next
             ejection = None if value is None else decode(value, wall)
-            if ejection is not None:
+            if ejection is not None and value is not None:
                 self.board.adopt(name, ejection, now)
+                self._seen[name] = (ejection.id, value)
             elif value is None:
                 self.board.release(name)
+                self._seen.pop(name, None)
 
 
 def share(board: HealthBoard, gateway: Gateway) -> None:
