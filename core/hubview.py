@@ -181,18 +181,22 @@ class ChunkTextEditor:
 
 
 def _text_only(chunk: dict[str, Any]) -> tuple[int, str] | None:
-    """(choice index, text) of a chunk that carries nothing but one choice's text delta."""
+    """(choice index, text) of a chunk that carries nothing but one choice's text delta
+    (checked in the order that rejects other chunks soonest: this runs once per event)."""
     choices = chunk.get("choices")
-    if chunk.get("usage") or not isinstance(choices, list) or len(choices) != 1:
+    if not isinstance(choices, list) or len(choices) != 1 or chunk.get("usage"):
         return None
     choice = choices[0]
     delta = choice.get("delta") if isinstance(choice, dict) else None
-    if not isinstance(delta, dict) or delta.keys() != {"content"} or choice.get("finish_reason"):
+    if not isinstance(delta, dict) or len(delta) != 1:
         return None
-    if choice.get("logprobs") is not None or not isinstance(delta["content"], str):
+    content = delta.get("content")
+    if not isinstance(content, str) or choice.get("finish_reason"):
+        return None
+    if choice.get("logprobs") is not None:
         return None
     index = choice.get("index", 0)
-    return (index if isinstance(index, int) else 0), delta["content"]
+    return (index if isinstance(index, int) else 0), content
 
 
 def merge_text_runs(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:

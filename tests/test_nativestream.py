@@ -11,11 +11,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelway.nativestream import BlockScanner
+from modelway.nativestream import BlockScanner, event_json
 from modelway.plugins.ingress.anthropic.native import MessagesStream
 from modelway.plugins.ingress.gemini.errors import error_object as gemini_error
 from modelway.plugins.ingress.gemini.native import GenerateStream
-from modelway.plugins.ingress.openai.native import ChatStream
+from modelway.plugins.ingress.openai.native import ChatStream, decode_batch
 
 
 def sse(*events: Any, named: bool = False) -> bytes:
@@ -138,3 +138,46 @@ def test_the_block_scanner_finds_each_marked_event_once():
     block, hits = scanner.feed(b"RK 2\n\ndata: tail")
     assert block == b"data: MARK 2\n\n" and hits == [b"data: MARK 2"]
     assert scanner.close() == (b"data: tail", [])
+
+
+class Upper:
+    """A text filter that holds nothing: every piece comes out upper-cased at once."""
+
+    async def push(self, channel: str, text: str, final: bool) -> str:
+        return text.upper()
+
+
+def texts(out: bytes) -> tuple[str, list[str]]:
+    events = [e for e in out.decode().split("\n\n") if e]
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events if e != "data: [DONE]"]
+    content = "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices")
+    )
+    return content, events
+
+
+@settings(max_examples=150, deadline=None)
+@given(cut_points)
+def test_a_filtered_openai_stream_decodes_each_batch_at_once_at_any_split(cuts):
+    stream = ChatStream([Upper()], strip_usage=True, track_text=False)
+    content, events = texts(run(stream, OPENAI, cuts))
+    assert content == 'HELLO "USAGE": {NOT A FIELD} '
+    assert events[-1] == "data: [DONE]"
+    assert stream.complete and stream.error is None and stream.usage.total_tokens == 10
+
+
+def test_a_filtered_stream_with_an_event_that_is_not_json_fails_after_the_text_before_it():
+    data = sse(chunk("Hi", usage=None), chunk(" there", usage=None)) + b"data: {oops\n\n"
+    data += sse(chunk(" never", usage=None), "[DONE]")
+    stream = ChatStream([Upper()], strip_usage=False, track_text=False)
+    out = run(stream, data, [])
+    assert stream.error is not None and stream.error.code == "upstream_invalid_stream"
+    content, _ = texts(out.split(b"data: {oops")[0])
+    assert content == "HI THERE" and out.endswith(b"data: {oops\n\n")
+
+
+def test_events_with_names_and_lines_of_data_are_decoded_in_one_batch_as_alone():
+    events = [b'event: x\ndata: {"a":\ndata: 1}', b"data: [DONE]", b'data: {"b": 2}', b"data: 3"]
+    assert decode_batch(events) == [{"a": 1}, None, {"b": 2}, 3]
+    events.insert(1, b": a comment only")
+    assert decode_batch(events) == [event_json(e) for e in events]

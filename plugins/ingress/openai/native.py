@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from modelway import jsonx
 from modelway.canonical import Usage
 from modelway.context import RequestContext
 from modelway.errors import GatewayError
 from modelway.hubview import ChatRequestView, ChatResponseView, ChunkTextEditor
 from modelway.ingress import WireSupport
 from modelway.nativestream import SSEStream, event_json, frame
+from modelway.sse import event_data
 from modelway.viewkit import SettingsView, text_segments, writer
 from modelway.wire import (
     OPENAI_CHAT,
@@ -110,9 +112,11 @@ class ChatStream(SSEStream):
         if "error" in chunk and not chunk.get("choices"):
             self.failed(_stream_failure(chunk))
             return
-        usage = Usage.from_openai(chunk.get("usage"))
-        if usage is not None:
-            self.usage = usage
+        raw = chunk.get("usage")
+        if raw is not None:
+            usage = Usage.from_openai(raw)
+            if usage is not None:
+                self.usage = usage
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
@@ -129,10 +133,24 @@ class ChatStream(SSEStream):
             self.text.append(delta["content"])
 
     async def _rewrite_all(self, events: list[bytes]) -> bytes:
-        """With a filter, a batch's chunks are edited together (runs of text deltas merged:
-        one analysis, not one per token)."""
-        out = await super()._rewrite_all(events)
-        return out + b"".join(await self._edit_pending())
+        """With a filter, a batch's chunks are decoded in one call and edited together (runs
+        of text deltas merged: one analysis, not one per token)."""
+        if self.editor is None:
+            return await super()._rewrite_all(events)
+        out: list[bytes] = []
+        for event, chunk in zip(events, decode_batch(events), strict=True):
+            if event.startswith(_DONE):
+                self.complete = True
+                out += [*(await self._edit_pending()), *(await self._held()), event + b"\n\n"]
+                continue
+            self._note(chunk)
+            if self.error is not None or not isinstance(chunk, dict):
+                out += [*(await self._edit_pending()), _without_null_usage(self, event)]
+                break
+            if self.strip_usage and chunk.pop("usage", None) and not chunk.get("choices"):
+                continue
+            self._pending.append(chunk)
+        return b"".join(out) + b"".join(await self._edit_pending())
 
     async def _edit_pending(self) -> list[bytes]:
         if self.editor is None or not self._pending:
@@ -167,6 +185,28 @@ class ChatStream(SSEStream):
 
     def error_event(self, error: GatewayError) -> bytes:
         return stream_error(error)
+
+
+def decode_batch(events: list[bytes]) -> list[Any]:
+    """The JSON data of each event (None for `[DONE]`), parsed as one array in one call; when
+    one event is not JSON, each is parsed alone (None for that one, as `event_json` does).
+    An event cannot spread over two items: an empty data would make the array invalid."""
+    datas = [
+        event[6:] if event.startswith(b"data: ") and b"\n" not in event else event_data(event)
+        for event in events
+    ]
+    try:
+        found = jsonx.loads(b"[" + b",".join(b"null" if d == b"[DONE]" else d for d in datas)
+                            + b"]")
+    except ValueError:
+        found = None
+    if isinstance(found, list) and len(found) == len(events):
+        return found
+    return [event_json(event) for event in events]
+
+
+def _without_null_usage(stream: ChatStream, event: bytes) -> bytes:
+    return (_NULL_USAGE.sub(b"", event) if stream.strip_usage else event) + b"\n\n"
 
 
 def _invalid() -> GatewayError:
