@@ -127,10 +127,10 @@ class RequestContext:
     gateway: Gateway | None = field(default=None, repr=False)
     """The gateway serving the request (its backends, settings, plugins)."""
     lane: str | None = None
+    """`native` (the client's own body went upstream) or `hub` (translated), once sent."""
     answered: bool = False
     """The whole answer was handed to the client's connection (a stream's end included): a
     client that closes the connection right after is not a failed request."""
-    """`native` (the client's own body went upstream) or `hub` (translated), once sent."""
     principal: Principal | None = None
     """Who is calling, when a governance plugin identified the client's key."""
     follow_up: str | None = None

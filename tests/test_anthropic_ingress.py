@@ -440,6 +440,17 @@ def test_blocks_in_the_wrong_role_are_rejected(role, block):
     )
 
 
+@pytest.mark.parametrize("kind", [["text"], {"t": 1}, 7, None])
+@pytest.mark.parametrize("where", ["message", "tool_result"])
+def test_a_block_type_that_is_not_a_string_is_a_400(kind, where):
+    """Found by the fuzz suite: an unhashable `type` once failed the block-type lookup (500)."""
+    block: dict[str, Any] = {"type": kind, "text": "x"}
+    if where == "tool_result":
+        block = {"type": "tool_result", "tool_use_id": "t", "content": [block]}
+    error = rejected({**GOOD, "messages": [{"role": "user", "content": [block]}]})
+    assert error.status == 400
+
+
 def test_unknown_fields_are_accepted_and_left_out_of_the_chat_shape():
     """They travel beside it (`anthropic_unknown`, tests/test_anthropic_unknown.py)."""
     body = {**GOOD, "service_tier": "auto", "container": None, "mcp_servers": []}

@@ -87,7 +87,7 @@ def _tagged(known: frozenset[str]) -> Discriminator:
 
     def tag(value: Any) -> str:
         kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-        return kind if kind in known else "other"
+        return kind if isinstance(kind, str) and kind in known else "other"
 
     return Discriminator(tag)
 
