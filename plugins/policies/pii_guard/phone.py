@@ -15,6 +15,8 @@ from typing import Any
 
 PHONE_PAD = 64
 """Text kept around a phone candidate: its extension ("ext. 123") and the matcher's checks."""
+VERDICTS = 65536
+"""The most candidates whose verdict a region remembers (about 10 MB at most for all)."""
 
 
 def prefilter_phone_parsing(recognizer: Any) -> None:
@@ -40,7 +42,27 @@ def prefilter_phone_parsing(recognizer: Any) -> None:
     if lenient is None or int(lenient) < 1:  # POSSIBLE: no validity check to lean on
         return
     leniency: int = lenient
-    rejects = {region: phone_rejecter(region) for region in recognizer.supported_regions}
+    rejects = {region: _rejecters(region) for region in recognizer.supported_regions}
+    verdicts: dict[str, dict[str, bool]] = {region: {} for region in rejects}
+    """Each region's verdicts so far, by a plain candidate's digits: the verdict is a pure
+    function of them, and a text's candidates come back (a stream's window is analysed again
+    as it grows; numbers such as years recur). A region's dict is emptied when it is full."""
+
+    def all_rejected(region: str, numbers: list[str]) -> bool:
+        found = rejects.get(region)
+        if found is None:
+            return False
+        reject_digits = found[1]
+        known = verdicts[region]
+        if len(known) > VERDICTS:
+            known.clear()
+        for digits in numbers:
+            verdict = known.get(digits)
+            if verdict is None:
+                verdict = known[digits] = reject_digits(digits)
+            if not verdict:
+                return False
+        return True
 
     class Matcher(phonenumbers.PhoneNumberMatcher):
         reject: Callable[[str], bool] = staticmethod(lambda candidate: False)
@@ -65,7 +87,7 @@ def prefilter_phone_parsing(recognizer: Any) -> None:
         found = Matcher(text, region, leniency=leniency)
         reject = rejects.get(region)
         if reject is not None:
-            found.reject = reject
+            found.reject = reject[0]
         return found
 
     def analyze(text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
@@ -81,9 +103,11 @@ def prefilter_phone_parsing(recognizer: Any) -> None:
         for _ in probe:
             pass
         results = []
+        plain = [plain_digits(candidate) for candidate in probe.candidates]
+        numbers = [digits for digits in plain if digits is not None]
+        every_plain = len(numbers) == len(plain)  # another candidate is parsed everywhere
         for region in recognizer.supported_regions:
-            reject = rejects.get(region)
-            if reject is not None and all(reject(c) for c in probe.candidates):
+            if every_plain and all_rejected(region, numbers):
                 continue
             for match in matcher(text, region):
                 try:
@@ -121,8 +145,6 @@ _PHONE_TYPES = (
 
 
 def _phone_desc(desc: Any) -> tuple[frozenset[int], Any]:
-    import re
-
     return frozenset(desc.possible_length or ()), re.compile(desc.national_number_pattern)
 
 
@@ -133,11 +155,28 @@ def _matches_desc(number: str, desc: tuple[frozenset[int], Any]) -> bool:
     return (not lengths or len(number) in lengths) and pattern.fullmatch(number) is not None
 
 
+_PLAIN = re.compile(_PLAIN_PHONE)
+_NON_DIGITS = re.compile(r"\D")
+
+
+def plain_digits(candidate: str) -> str | None:
+    """The digits of a candidate made only of ASCII digits and plain punctuation, else None
+    (a plus sign, letters, an extension: the rejecters leave those to the parser)."""
+    if _PLAIN.fullmatch(candidate) is None:
+        return None
+    return _NON_DIGITS.sub("", candidate)
+
+
 def phone_rejecter(region: str) -> Callable[[str], bool] | None:
     """Whether a matcher candidate surely fails `parse` + `is_valid_number` for `region`;
     None when that cannot be told cheaply for the region."""
-    import re
+    found = _rejecters(region)
+    return None if found is None else found[0]
 
+
+def _rejecters(region: str) -> tuple[Callable[[str], bool], Callable[[str], bool]] | None:
+    """`phone_rejecter`'s test of a candidate, and the same test of a plain candidate's
+    digits (`plain_digits`)."""
     import phonenumbers
     from phonenumbers import phonenumberutil as util
 
@@ -177,8 +216,6 @@ def phone_rejecter(region: str) -> Callable[[str], bool] | None:
     if any(not general[0] for general, _ in descs):
         lengths = None
     generals = re.compile("|".join(f"(?:{general[1].pattern})" for general, _ in descs) or "(?!)")
-    plain = re.compile(_PLAIN_PHONE)
-    non_digits = re.compile(r"\D")
     too_short = _shortest_digits(lengths, [transform for _, transform in strips])
 
     def national_numbers(number: str) -> list[str]:
@@ -194,9 +231,10 @@ def phone_rejecter(region: str) -> Callable[[str], bool] | None:
         return out
 
     def reject(candidate: str) -> bool:
-        if plain.fullmatch(candidate) is None:
-            return False
-        digits = non_digits.sub("", candidate)
+        digits = plain_digits(candidate)
+        return digits is not None and reject_digits(digits)
+
+    def reject_digits(digits: str) -> bool:
         if international.match(digits):
             return False
         if len(digits) < too_short:  # no national number it may be read as is long enough
@@ -216,7 +254,7 @@ def phone_rejecter(region: str) -> Callable[[str], bool] | None:
                     return False
         return True
 
-    return reject
+    return reject, reject_digits
 
 
 def _shortest_digits(lengths: frozenset[int] | None, transforms: list[str | None]) -> int:
