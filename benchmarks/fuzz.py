@@ -86,7 +86,7 @@ def run_http(fuzzed: Fuzzed, tally: Tally, cases: int, seed: int) -> None:
     )
     @given(case=raw_requests())
     def one(case: RawCase) -> None:
-        outcome, found = _outcome(fuzzed, api_of(case.path), case.data, case.may_close)
+        outcome, found = _outcome(fuzzed, api_of(case.path, case.data), case.data, False)
         tally.record(HTTP, outcome, found, case.data)
 
     _seeded(one, seed)()

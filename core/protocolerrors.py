@@ -207,8 +207,11 @@ def _bound_headers() -> None:
             if b"\r\n\r\n" not in raw:
                 yield from _head_too_large(self, raw, limit)
                 return
+        raw = bytes(self.buf)  # a head mitmproxy cannot parse is gone from `buf` after it
         for command in original(self, event):
-            yield _in_shape(command, self)
+            unread = self.request is None and isinstance(command, commands.SendData)
+            head = Head.of_bytes(raw) if unread else None
+            yield _in_shape(command, self, head)
 
     read_headers._modelway = True  # type: ignore[attr-defined]
     server.read_headers = read_headers  # type: ignore[method-assign]

@@ -178,3 +178,28 @@ def test_a_chunk_size_that_is_not_hex_is_a_400_in_the_clients_shape(gateway, ups
     status, body = raw(gateway, bad_chunk("/v1/chat/completions", {}))
     assert (status, body["error"]["code"]) == (400, "bad_request")
     assert upstream.received == []
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "shape"),
+    [
+        (GEMINI_PATH, ANTHROPIC_HEAD, "google"),  # Google's path wins over Anthropic's headers
+        ("/v1/messages", ANTHROPIC_HEAD, "anthropic"),
+        ("/v1/chat/completions", {}, "openai"),
+    ],
+)
+def test_a_request_line_mitmproxy_cannot_parse_is_a_400_in_the_clients_shape(
+    gateway, path, headers, shape
+):
+    """Found by the fuzz run: a control byte in the request target made mitmproxy refuse the
+    request line, and the answer was OpenAI's whatever the path (the head was not kept)."""
+    target = path.encode() + b"?alt=sse/\xb0\x0b\xd4$\x1b'x\xc14\x047\xd7"
+    data = head("TARGET", headers, length="2").replace(b"TARGET", target) + b"{}"
+    status, body = raw(gateway, data)
+    assert status == 400
+    if shape == "google":
+        assert body["error"]["status"] == "INVALID_ARGUMENT"
+    elif shape == "anthropic":
+        anthropic_error(body, "invalid_request_error")
+    else:
+        assert body["error"]["code"] == "bad_request" and "type" not in body
