@@ -13,11 +13,12 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from modelway import hubfit, jsonx, timeouts
+from modelway import hubfit, jsonx, timeouts, uploads
 from modelway.canonical import CanonicalRequest, UpstreamRequest
 from modelway.context import Attempt, AttemptOutcome, RequestContext
 from modelway.errors import GatewayError
 from modelway.extension import Provider, Transport, UpstreamResponse
+from modelway.uploads import UploadBody
 from modelway.upstream import AnswerTooLarge, UpstreamFailure, read_bounded
 
 NATIVE = "native"
@@ -93,6 +94,8 @@ async def open_upstream(
         None if ctx.plan.budget_seconds is None else ctx.timings.start + ctx.plan.budget_seconds
     )
     for attempt in ctx.plan.attempts[: ctx.plan.max_attempts]:
+        if ctx.upload is not None and ctx.attempts:
+            break  # an upload's body is read once: it cannot be sent again
         if any(tried is attempt for tried in ctx.attempts):
             continue
         if deadline is not None and time.monotonic() > deadline:
@@ -145,6 +148,8 @@ async def _try(
         await ctx.gateway.hooks.admit(ctx, attempt)
     except GatewayError as refused:  # this backend is at its limit: the next may not be
         raise _Retriable(refused) from None
+    if ctx.upload is not None:
+        _stream_upload(ctx, ctx.upload, wire)
     ctx.gateway.hooks.upstream_request(ctx, attempt, wire)
     ctx.attempts.append(attempt)
     ctx.lane = lane
@@ -162,6 +167,8 @@ async def _try(
             backend.provider.transport or transport, wire, ctx.streaming, limits, deadline
         )
     except UpstreamFailure as exc:
+        if ctx.upload is not None and ctx.upload.over:  # the client's fault, not the backend's
+            raise uploads.too_large(ctx.upload.limit) from None
         retriable = _triggered(ctx, exc.kind)
         _report(ctx, attempt, AttemptOutcome(False, None, exc.kind, retriable), started)
         error = exc.as_error(backend.name)
@@ -184,6 +191,13 @@ async def _try(
     if retriable:
         raise _Retriable(error)
     raise error
+
+
+def _stream_upload(ctx: RequestContext, upload: UploadBody, wire: UpstreamRequest) -> None:
+    wire.body, wire.stream = b"", upload.chunks()
+    length = ctx.headers.get("content-length", "")
+    if length.isdigit():
+        wire.headers["content-length"] = length
 
 
 def passed_headers(headers: object) -> dict[str, str]:

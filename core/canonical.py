@@ -8,6 +8,7 @@ and stream events are OpenAI `chat.completion.chunk` dicts.
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,8 @@ class UpstreamRequest:
     """The longest silence from the backend, in seconds (None: the transport's default;
     0: no limit). The attempt sets both from its timeouts."""
     connect_timeout: float | None = None
+    stream: AsyncIterable[bytes] | None = None
+    """A body sent as it is read instead of `body` (a pass-through upload: `modelway.uploads`)."""
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from modelway.errors import GatewayError
     from modelway.ingress import Endpoint, IngressAPI, WireSupport
     from modelway.runtime import Backend, Gateway, Route
+    from modelway.uploads import UploadBody
     from modelway.wire import Call, RequestView
 
 
@@ -143,6 +144,8 @@ class RequestContext:
     """The raw request body, given to local endpoints that take one (the admin API)."""
     plugin_state: dict[str, Any] = field(default_factory=dict, repr=False)
     """Per-request state of plugins, by plugin name (reservations to settle); not logged."""
+    upload: UploadBody | None = field(default=None, repr=False)
+    """A pass-through upload's body, sent upstream as it arrives (`modelway.uploads`)."""
 
     @property
     def streaming(self) -> bool:

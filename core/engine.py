@@ -32,6 +32,7 @@ from modelway.runtime import Gateway
 from modelway.services import Services
 from modelway.statestore import close_store
 from modelway.streams import LiveStreams
+from modelway.uploads import Upload, UploadBody, streamable_head
 from modelway.upstream import HttpTransport
 
 logger = logging.getLogger("modelway")
@@ -39,6 +40,8 @@ logger = logging.getLogger("modelway")
 CTX = "modelway_ctx"
 RELAYED = "modelway_relayed"
 TOO_LARGE = "modelway_too_large"
+UPLOADING = "modelway_uploading"
+_FRAMING = (b"content-length", b"transfer-encoding", b"expect")
 WATCH_SECONDS = 0.25
 """How often waiting requests are checked for a client that went away."""
 
@@ -132,12 +135,44 @@ class Engine:
 
     def request_headers(self, flow: http.HTTPFlow) -> None:
         self.clients.headers_read(flow.client_conn)
-        length = flow.request.headers.get("content-length", "")
+        request = flow.request
+        length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.gateway.config.gateway.max_body_bytes:
             flow.metadata[TOO_LARGE] = True
+        elif self._hosts is None and streamable_head(
+            request.method, request.headers, request.http_version
+        ):
+            self._stream_upload(flow)
+
+    def _stream_upload(self, flow: http.HTTPFlow) -> None:
+        """A pass-through upload: its body streams through the relay to the backend, and the
+        request path runs there (keys, route, send) as soon as the relay is asked."""
+        try:
+            ctx = self._context(flow)
+            if not self.path.is_upload(ctx):
+                return
+        except Exception as exc:  # the `request` hook answers it as any other request
+            logger.warning("an upload's head could not be read (%s)", type(exc).__name__)
+            return
+        self.inflight += 1
+        flow.metadata[CTX] = ctx
+        flow.metadata[UPLOADING] = True
+        limit = self.gateway.config.gateway.max_body_bytes
+        job = Upload(lambda body: self._run_upload(ctx, body), limit)
+        request = flow.request
+        kept = [(k, v) for k, v in request.headers.fields if k.lower() in _FRAMING]
+        self._point_at_relay(flow, job)
+        request.headers = http.Headers([(b"host", b"127.0.0.1:%d" % self.relay.port), *kept])
+        request.stream = True
+
+    async def _run_upload(self, ctx: RequestContext, body: UploadBody) -> Reply | StreamReply:
+        ctx.upload = body
+        return await self.path.handle(ctx, b"", too_large=False, forward=False)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         self.clients.request_read(flow.client_conn)
+        if flow.metadata.get(UPLOADING):
+            return  # answered through the relay, which had its body
         try:
             if self._other_host(flow):
                 return

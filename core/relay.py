@@ -9,6 +9,10 @@ listens; an unknown token gets a 404. Connections are kept alive, so mitmproxy r
 client connection. When mitmproxy closes the connection (its client went away), the stream
 is cancelled at once and its upstream released.
 
+An upload (`modelway.uploads`) comes here with its body, which mitmproxy streams: the relay
+reads it as it arrives (content-length or chunked, h11) and the request path's work sends it
+upstream as it is read; the answer goes back as any other.
+
 A streaming request can be pointed here before its upstream has answered (`Pending`: the
 request path's task). mitmproxy's hop to the relay then overlaps the upstream's time to first
 byte; the relay waits for the task and sends what it gives: the stream, or a whole answer (an
@@ -27,11 +31,14 @@ from collections.abc import Coroutine
 from http import HTTPStatus
 from typing import Any, TypeAlias, cast
 
+import h11
+
 from modelway.replies import Reply, StreamReply
+from modelway.uploads import Upload, UploadBody
 
 Pending: TypeAlias = "asyncio.Future[Reply | StreamReply]"
 """The request path's work for a request pointed at the relay before it has answered."""
-Job: TypeAlias = "StreamReply | Pending"
+Job: TypeAlias = "StreamReply | Pending | Upload"
 
 logger = logging.getLogger("modelway.relay")
 
@@ -80,6 +87,8 @@ class RelayServer:
 
 def discard(job: Job) -> None:
     """Cancel a job nobody will read: the work if it still runs, else its stream's body."""
+    if isinstance(job, Upload):
+        return  # its work starts only when the relay is asked for it
     if isinstance(job, StreamReply):
         job.body.cancel()
     elif not job.done():
@@ -101,6 +110,8 @@ class _RelayConnection(asyncio.Protocol):
         self._head = b""
         self._writable = asyncio.Event()
         self._writable.set()
+        self._reader: h11.Connection | None = None
+        self._upload: UploadBody | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
@@ -115,6 +126,8 @@ class _RelayConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
         self._writable.set()
+        if self._upload is not None and not self._upload.complete:
+            self._upload.break_off()
         if self._task is not None and not self._task.done():
             if self._job is not None:
                 self._job.body.cancel()
@@ -133,6 +146,9 @@ class _RelayConnection(asyncio.Protocol):
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._reader is not None:
+            self._read_upload(data)
+            return
         if self._task is not None and not self._task.done():
             return  # the request has no body; nothing else arrives while a stream runs
         self._buffer += data
@@ -149,12 +165,66 @@ class _RelayConnection(asyncio.Protocol):
         if job is None:
             self._write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
             return
-        if isinstance(job, StreamReply):
+        if isinstance(job, Upload):
+            self._begin_upload(job, head + b"\r\n\r\n" + self._buffer)
+            self._buffer = b""
+        elif isinstance(job, StreamReply):
             self._job = job
             self._task = _start(self._serve(job))
         else:
             self._pending = job
             self._task = _start(self._await(job))
+
+    def _begin_upload(self, job: Upload, data: bytes) -> None:
+        assert self._transport is not None
+        transport = self._transport
+        self._reader = h11.Connection(h11.SERVER)
+        self._upload = UploadBody(job.limit, transport.pause_reading, transport.resume_reading)
+        self._task = _start(self._uploading(job, self._upload))
+        self._read_upload(data)
+
+    def _read_upload(self, data: bytes) -> None:
+        """The upload's body as h11 frames it, to the upload; nothing after its end."""
+        reader, upload = self._reader, self._upload
+        assert reader is not None and upload is not None
+        if upload.complete:
+            return  # past the limit or broken off: the connection closes after the answer
+        try:
+            reader.receive_data(data)
+            while not upload.complete:
+                event = reader.next_event()
+                if event is h11.NEED_DATA or event is h11.PAUSED:
+                    break
+                if isinstance(event, h11.Data):
+                    upload.feed(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    upload.end()
+        except h11.RemoteProtocolError:
+            upload.break_off()
+            self.close()
+
+    async def _uploading(self, job: Upload, upload: UploadBody) -> None:
+        """The request path's work with the body, then its answer once the body is over (the
+        rest of a body nobody reads is counted and dropped; one that went over the limit or
+        broke off is not waited for, and the connection closes after the answer)."""
+        try:
+            result = await job.run(upload)
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            logger.exception("a relayed upload failed")
+            self.close()
+            return
+        upload.discard()
+        await upload.finished()
+        self._reader = self._upload = None
+        if isinstance(result, StreamReply):
+            self._job = result
+            await self._serve(result)
+        else:
+            self._write(_head(result.status, result.headers, len(result.body)) + result.body)
+        if not upload.ended:
+            self.close()
 
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():

@@ -142,6 +142,26 @@ class RequestPath:
             raise error.error from None
         return await self._send(ctx, streaming)
 
+    def is_upload(self, ctx: RequestContext) -> bool:
+        """Whether a request, from its head alone, goes to a pass-through endpoint that a
+        route takes by its path (reverse mode): then its body may stream (`uploads`)."""
+        gateway = ctx.gateway
+        assert gateway is not None
+        if ctx.path in (HEALTH_PATH, READY_PATH) or any(
+            e.path == ctx.path.rstrip("/") for e in gateway.local_endpoints
+        ):
+            return False
+        try:
+            api = self._find_api(ctx, gateway, False)
+            endpoint = ctx.endpoint
+            if endpoint is None or endpoint.local or endpoint.wire != PASSTHROUGH:
+                return False
+            call = api.decode(endpoint, b"", ctx.headers, ctx.query)
+        except GatewayError:
+            return False
+        found = gateway.match_route(call, ctx.path, ctx.headers, ctx.host)
+        return call.wire == PASSTHROUGH and not call.model and found is not None
+
     async def _ready(self, ctx: RequestContext, gateway: Gateway) -> Reply:
         problems = await gateway.readiness()
         if problems:

@@ -103,7 +103,7 @@ class HttpTransport:
                 request.method,
                 # Sent exactly as the provider built it (and, for SigV4, signed it).
                 URL(request.url, encoded=True),
-                data=request.body or None,
+                data=request.stream if request.stream is not None else (request.body or None),
                 headers=request.headers,
                 timeout=timeout,
                 allow_redirects=False,
