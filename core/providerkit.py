@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import orjson
+
 from modelway.canonical import CanonicalRequest, CanonicalResponse, Operation
 from modelway.errors import GatewayError, bad_request, credentials_rejected, upstream_error
 from modelway.jsonx import dumps as dumps  # re-exported: the kit's JSON encoder
@@ -57,11 +59,27 @@ def request_key(ctx: RequestContext, backend: BackendConfig) -> str | None:
 # --------------------------------------------------------------------------- JSON
 
 
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_LONG_DIGITS_TEXT = re.compile(r"\d{19}")
+
+
 def loads_or_none(body: bytes | str) -> Any:
     """The JSON value in `body`, or None when it is not JSON.
 
-    The standard library's decoder, not orjson's: orjson turns integers over 64 bits into
-    floats, which would change a tool call's arguments on the way through."""
+    orjson (the hot path: every event of a translated stream), except where its value could
+    differ from the standard library's: a body with a run of 19 digits or more (orjson turns
+    integers beyond 64 bits into floats, which would change a tool call's arguments), and
+    what orjson refuses (NaN, Infinity, a lone surrogate, very deep nesting), which the
+    standard library reads as it always did."""
+    if isinstance(body, bytes):
+        long = _LONG_DIGITS.search(body) is not None
+    else:
+        long = _LONG_DIGITS_TEXT.search(body) is not None
+    if not long:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):

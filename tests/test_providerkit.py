@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelway.config import BackendConfig
 from modelway.context import ClientInfo, RequestContext
@@ -78,6 +80,29 @@ def test_loads_or_none():
     assert loads_or_none(b"12345678901234567890123") == 12345678901234567890123
     assert loads_or_none(b"<html>") is None
     assert loads_or_none(b"\xff\xfe") is None
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES, st.sampled_from([True, False]))
+def test_loads_or_none_reads_what_the_standard_library_reads(value, as_text):
+    """The orjson fast path cannot change a value: big integers (any run of 19 digits) and
+    what orjson refuses go through the standard library."""
+    text = json.dumps(value, ensure_ascii=False)
+    body = text if as_text else text.encode()
+    assert repr(loads_or_none(body)) == repr(json.loads(text))
+
+
+def test_loads_or_none_keeps_what_orjson_would_change_or_refuse():
+    assert loads_or_none('{"n": 18446744073709551616}') == {"n": 18446744073709551616}
+    assert loads_or_none(b"[NaN, -Infinity]") is not None
+    assert loads_or_none('"\\ud800"') == "\ud800"
 
 
 def test_coercions():
