@@ -7,10 +7,12 @@ the client's own API shape and so that a failed attempt can move on to the next 
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import aiohttp.payload
 from yarl import URL
 
 from modelway.canonical import UpstreamRequest
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
     from modelway.extension import UpstreamResponse
 
 _CHUNK = 64 * 1024
+_LARGE_BODY = 2**20
+"""aiohttp warns (ResourceWarning) when a raw bytes body is larger: it fears a blocking
+write of a body still to be read. The gateway's body is in memory already and goes out in one
+write to the socket's buffer, so for these the payload is made without the warning."""
 
 
 class UpstreamFailure(Exception):
@@ -103,7 +109,7 @@ class HttpTransport:
                 request.method,
                 # Sent exactly as the provider built it (and, for SigV4, signed it).
                 URL(request.url, encoded=True),
-                data=request.stream if request.stream is not None else (request.body or None),
+                data=request.stream if request.stream is not None else _payload(request.body),
                 headers=request.headers,
                 timeout=timeout,
                 allow_redirects=False,
@@ -122,6 +128,17 @@ def _limit(given: float | None, default: float | None) -> float | None:
 
 class AnswerTooLarge(Exception):
     """A whole answer went over `gateway.max_answer_bytes`."""
+
+
+def _payload(body: bytes | None) -> Any:
+    """The request body as aiohttp sends it (a large one without aiohttp's warning)."""
+    if not body:
+        return None
+    if len(body) <= _LARGE_BODY:
+        return body
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        return aiohttp.payload.BytesPayload(body)
 
 
 async def read_bounded(response: UpstreamResponse, limit: int) -> bytes:
