@@ -16,17 +16,15 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 
 from modelway.context import AttemptOutcome
-from modelway.plugins.traffic.health import HealthBoard, Settings
 from modelway.plugins.traffic.healthsync import PREFIX, HealthSync, decode
 from modelway.state import MemoryStore, StateStore
 from modelway.statesqlite import SQLiteStore
-from modelway.statestore import GuardedStore
 from modelway.testing.clock import FakeClock
 from tests.redis_server import redis_server  # noqa: F401
+from tests.test_health_shared import WALL, boards
 
 REFUSED = AttemptOutcome(False, None, "connect", True)
 OK = AttemptOutcome(True, 200)
-WALL = 1.7e9
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -44,17 +42,7 @@ def make_store(request, tmp_path) -> Iterator[Callable[[], StateStore]]:
 
 
 def two_boards(inner: StateStore) -> tuple[HealthSync, HealthSync, FakeClock]:
-    clock = FakeClock()
-    store = GuardedStore(inner, 0.0, shared=True)
-    settings = Settings(failures_to_eject=2, cooldown_seconds=10, max_cooldown_seconds=60)
-    syncs = []
-    for name in ("one", "two"):
-        board = HealthBoard(settings, clock)
-        board.process = name
-        sync = HealthSync(board, store, wall=lambda: WALL + clock())
-        sync.watch(["a"])
-        syncs.append(sync)
-    return syncs[0], syncs[1], clock
+    return boards(inner, ["a"])
 
 
 def run(make_store: Callable[[], StateStore],

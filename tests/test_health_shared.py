@@ -20,7 +20,7 @@ import pytest
 from modelway.context import AttemptOutcome
 from modelway.plugins.traffic.health import HealthBoard, Settings
 from modelway.plugins.traffic.healthsync import PREFIX, HealthSync, decode
-from modelway.state import MemoryStore, StateUnavailable
+from modelway.state import MemoryStore, StateStore, StateUnavailable
 from modelway.statestore import GuardedStore
 from modelway.testing.clock import FakeClock
 from modelway.testing.fake_openai import openai_behavior
@@ -66,10 +66,9 @@ class FlakyStore(MemoryStore):
         return await super().delete_if(key, expected)
 
 
-def pair() -> tuple[HealthSync, HealthSync, FakeClock, FlakyStore]:
+def boards(inner: StateStore, backends: list[str]) -> tuple[HealthSync, HealthSync, FakeClock]:
     """Two processes' boards on one store; one clock for both, the wall clock beside it."""
     clock = FakeClock()
-    inner = FlakyStore()
     store = GuardedStore(inner, 0.0, shared=True)
     settings = Settings(failures_to_eject=2, cooldown_seconds=10, max_cooldown_seconds=60)
     syncs = []
@@ -77,9 +76,14 @@ def pair() -> tuple[HealthSync, HealthSync, FakeClock, FlakyStore]:
         board = HealthBoard(settings, clock)
         board.process = name
         sync = HealthSync(board, store, wall=lambda: WALL + clock())
-        sync.watch(["a", "b"])
+        sync.watch(backends)
         syncs.append(sync)
-    return syncs[0], syncs[1], clock, inner
+    return syncs[0], syncs[1], clock
+
+
+def pair() -> tuple[HealthSync, HealthSync, FakeClock, FlakyStore]:
+    inner = FlakyStore()
+    return (*boards(inner, ["a", "b"]), inner)
 
 
 def run(*calls: Callable[[], Any]) -> None:
