@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelway.errors import ConfigError
-from modelway.redislua import BATCH, DELETE_IF, MERGE, NONE
+from modelway.redislua import ADD, BATCH, DELETE_IF, MERGE, NONE
 from modelway.state import Ask, Change, Reservation, StateUnavailable
 
 logger = logging.getLogger("modelway.state")
@@ -76,6 +76,7 @@ class RedisStore:
         self._batch = self._client.register_script(BATCH)
         self._merge = self._client.register_script(MERGE)
         self._delete_if = self._client.register_script(DELETE_IF)
+        self._add = self._client.register_script(ADD)
 
     async def _call(self, operation: Any) -> Any:
         try:
@@ -104,9 +105,11 @@ class RedisStore:
         return bool(await self._call(self._delete_if(keys=[self._k(key)], args=[expected])))
 
     async def add(self, key: str, amount: float, ttl_seconds: float | None = None) -> float:
-        await self._settle([Change(key, amount, None, ttl_seconds)], soon=True)
-        value = await self.get(key)
-        return float(value or 0)
+        """One script: the increment and the value it made (another process's increment
+        cannot come between them)."""
+        ttl = NONE if ttl_seconds is None else str(_ms(ttl_seconds))
+        value = await self._call(self._add(keys=[self._k(key)], args=[repr(float(amount)), ttl]))
+        return float(value)
 
     async def reserve(
         self, key: str, amount: float, limit: float, window_seconds: float

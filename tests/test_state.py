@@ -172,6 +172,25 @@ def test_sqlite_keeps_values_and_counters_across_a_restart(tmp_path):
     run(second())
 
 
+def test_redis_counter_adds_from_two_processes_each_see_their_own_total(redis_server):  # noqa: F811
+    """`add` returns the value its own increment made: two stores (two processes) adding at
+    once get every total from 1 to 100 once, none twice; a ttl is set on the first add."""
+    from modelway.stateredis import RedisStore
+
+    async def scenario():
+        prefix = f"t{time.monotonic_ns()}:"
+        one, two = (RedisStore(redis_server.url, prefix=prefix) for _ in range(2))
+        totals = await asyncio.gather(
+            *(store.add("spend:n", 1, ttl_seconds=60) for _ in range(50) for store in (one, two))
+        )
+        assert sorted(totals) == [float(n) for n in range(1, 101)]
+        assert 0 < await one._client.pttl(prefix + "spend:n") <= 60_000
+        await one.close()
+        await two.close()
+
+    run(scenario())
+
+
 def test_redis_down_is_a_quick_error_then_recovers(redis_server):  # noqa: F811
     settings = StateSettings(store="redis", url=redis_server.url, retry_seconds=0.2)
 
