@@ -13,10 +13,10 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from modelway import hubfit, jsonx, timeouts, uploads
+from modelway import hubfit, jsonx, timeouts
 from modelway.canonical import CanonicalRequest, UpstreamRequest
 from modelway.context import Attempt, AttemptOutcome, RequestContext
-from modelway.errors import GatewayError
+from modelway.errors import GatewayError, body_too_large
 from modelway.extension import Provider, Transport, UpstreamResponse
 from modelway.uploads import UploadBody
 from modelway.upstream import AnswerTooLarge, UpstreamFailure, read_bounded
@@ -168,7 +168,7 @@ async def _try(
         )
     except UpstreamFailure as exc:
         if ctx.upload is not None and ctx.upload.over:  # the client's fault, not the backend's
-            raise uploads.too_large(ctx.upload.limit) from None
+            raise body_too_large(ctx.upload.limit) from None
         retriable = _triggered(ctx, exc.kind)
         _report(ctx, attempt, AttemptOutcome(False, None, exc.kind, retriable), started)
         error = exc.as_error(backend.name)

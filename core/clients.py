@@ -38,19 +38,26 @@ def basic_password(headers: Mapping[str, str]) -> str | None:
     return decoded.partition(":")[2] or None
 
 
+def take_param(query: str, name: str) -> tuple[list[str], str]:
+    """The raw values of the parameter `name` in `query`, and `query` without them."""
+    prefix = name + "="
+    if prefix not in query:
+        return [], query
+    items = query.split("&")
+    found = [item[len(prefix) :] for item in items if item.startswith(prefix)]
+    if not found:
+        return [], query
+    return found, "&".join(item for item in items if not item.startswith(prefix))
+
+
 def take_query_key(query: str, headers: MutableMapping[str, str]) -> str:
     """`query` without its `key` parameters (Google's REST style, `...:generateContent?key=K`),
     the key becoming the client's `x-goog-api-key` when it sent none: it is read as that
     header is, and never goes upstream in a URL (nor into a log)."""
-    if "key=" not in query:
-        return query
-    items = query.split("&")
-    keys = [item[4:] for item in items if item.startswith("key=")]
-    if not keys:
-        return query
-    if keys[0] and "x-goog-api-key" not in headers:
+    keys, rest = take_param(query, "key")
+    if keys and keys[0] and "x-goog-api-key" not in headers:
         headers["x-goog-api-key"] = unquote(keys[0])
-    return "&".join(item for item in items if not item.startswith("key="))
+    return rest
 
 
 def client_info(address: str, headers: Mapping[str, str], identity_header: str) -> ClientInfo:

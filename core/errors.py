@@ -36,6 +36,14 @@ def bad_request(message: str, *, param: str | None = None, code: str | None = No
     return GatewayError(400, message, "invalid_request_error", code, param)
 
 
+def body_too_large(limit: int) -> GatewayError:
+    """A request body over `gateway.max_body_bytes` (read whole, or streamed as an upload)."""
+    return GatewayError(
+        413, f"request body is larger than the gateway's limit of {limit} bytes",
+        code="request_too_large",
+    )
+
+
 def not_found(message: str, *, code: str = "not_found") -> GatewayError:
     return GatewayError(404, message, "invalid_request_error", code)
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from modelway.clients import with_key
+from modelway.clients import take_param, with_key
 from modelway.errors import GatewayError
 
 if TYPE_CHECKING:
@@ -105,13 +105,9 @@ def with_token(query: str, token: str) -> str:
 def split_token(query: str) -> tuple[str | None, str]:
     """The token in `query` (None without one; "" for several, which opens nothing) and the
     query without it."""
-    if PARAM not in query:
-        return None, query
-    items = query.split("&")
-    tokens = [item[len(PARAM) + 1 :] for item in items if item.startswith(PARAM + "=")]
+    tokens, rest = take_param(query, PARAM)
     if not tokens:
         return None, query
-    rest = "&".join(item for item in items if not item.startswith(PARAM + "="))
     return (tokens[0] if len(tokens) == 1 else ""), rest
 
 

@@ -18,7 +18,7 @@ from modelway.attempts import NATIVE, Sent, open_upstream, read_failed
 from modelway.clients import basic_password
 from modelway.context import RequestContext
 from modelway.counting import estimate_reply
-from modelway.errors import GatewayError, not_found, upstream_error
+from modelway.errors import GatewayError, body_too_large, not_found, upstream_error
 from modelway.extension import Transport
 from modelway.followups import open_follow_up
 from modelway.hubstream import HubStream
@@ -126,12 +126,7 @@ class RequestPath:
             answer = await api.local_answer(ctx.endpoint, ctx, gateway)
             return reply(ctx, answer.status, answer.body, answer.content_type)
         if too_large or len(body) > gateway.config.gateway.max_body_bytes:
-            raise GatewayError(
-                413,
-                "request body is larger than the gateway's limit of "
-                f"{gateway.config.gateway.max_body_bytes} bytes",
-                code="request_too_large",
-            )
+            raise body_too_large(gateway.config.gateway.max_body_bytes)
         self._decode(ctx, api, body)
         await api.prepare(ctx)
         try:

@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from modelway.errors import GatewayError
 from modelway.replies import Reply, StreamReply
 
 STREAM_ABOVE = 1 << 20
@@ -35,14 +34,6 @@ def streamable_head(method: str, headers: Mapping[str, str], http_version: str) 
         return True
     length = headers.get("content-length", "")
     return length.isdigit() and int(length) > STREAM_ABOVE
-
-
-def too_large(limit: int) -> GatewayError:
-    return GatewayError(
-        413,
-        f"request body is larger than the gateway's limit of {limit} bytes",
-        code="request_too_large",
-    )
 
 
 class UploadBody:

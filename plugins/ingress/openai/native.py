@@ -145,7 +145,7 @@ class ChatStream(SSEStream):
                 continue
             self._note(chunk)
             if self.error is not None or not isinstance(chunk, dict):
-                out += [*(await self._edit_pending()), _without_null_usage(self, event)]
+                out += [*(await self._edit_pending()), self._as_sent(event)]
                 break
             if self.strip_usage and chunk.pop("usage", None) and not chunk.get("choices"):
                 continue
@@ -177,6 +177,10 @@ class ChatStream(SSEStream):
         self._pending.append(chunk)
         return []
 
+    def _as_sent(self, event: bytes) -> bytes:
+        """A raw event as the client gets it (without the `usage: null` it did not ask for)."""
+        return (_NULL_USAGE.sub(b"", event) if self.strip_usage else event) + b"\n\n"
+
     async def _held(self) -> list[bytes]:
         return [frame(c) for c in await self.editor.end()] if self.editor else []
 
@@ -203,10 +207,6 @@ def decode_batch(events: list[bytes]) -> list[Any]:
     if isinstance(found, list) and len(found) == len(events):
         return found
     return [event_json(event) for event in events]
-
-
-def _without_null_usage(stream: ChatStream, event: bytes) -> bytes:
-    return (_NULL_USAGE.sub(b"", event) if stream.strip_usage else event) + b"\n\n"
 
 
 def _invalid() -> GatewayError:
