@@ -126,7 +126,7 @@ class OpenAIAPI(IngressAPI):
         if call.wire == PASSTHROUGH:
             raise GatewayError(
                 400,
-                f"{call.method} /v1{call.path} is passed through to OpenAI-compatible backends "
+                f"{call.method} {call.path} is passed through to OpenAI-compatible backends "
                 "only, and this route's backend is not one",
                 code="unsupported_endpoint",
             )
