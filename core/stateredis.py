@@ -5,7 +5,9 @@ Needs the optional dependency `modelway[redis]` (the `redis` package's asyncio c
 script (`modelway.redislua.BATCH`): the reservations of one event-loop turn go together in
 one round trip, each request's reservations still atomic and all-or-nothing, and the
 settlements queued since the last batch ride along (summed per key; settlements alone wait at
-most `settle_delay_seconds` for reservations to go with, then go by themselves). Windows use
+most `settle_delay_seconds` for reservations to go with, then go by themselves). One batch is
+under way at a time: what comes meanwhile waits for its answer and goes in the next, so a busy
+process sends fewer, larger batches and an idle one waits for none. Windows use
 Redis's own clock (`TIME`), so instances whose clocks differ still agree; a window is a hash
 (`id`, `u` used) that expires when the window ends. Every call has a short timeout and no
 retry: an unreachable Redis is `StateUnavailable` at once, never a hang
@@ -62,6 +64,8 @@ class RedisStore:
         self._soon = False
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = False
+        self._again = False
         self._errors: tuple[type[BaseException], ...] = (
             exceptions.ConnectionError, exceptions.TimeoutError, exceptions.BusyLoadingError,
             OSError, TimeoutError,
@@ -158,12 +162,23 @@ class RedisStore:
             self._timer = None
         if not (self._asks or self._settled):
             return
+        if self._in_flight:  # they go when the batch under way is answered
+            self._again = True
+            return
         asks, self._asks = self._asks, []
         changes, self._changes = self._changes, {}
         settled, self._settled = self._settled, []
         task = asyncio.get_running_loop().create_task(self._send(asks, changes, settled))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._in_flight = True
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._in_flight = False
+        if self._again:
+            self._again = False
+            self._flush()
 
     async def _send(
         self, asks: _Pending, changes: dict[tuple[str, str, str], float], settled: _Pending

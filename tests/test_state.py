@@ -191,6 +191,46 @@ def test_redis_counter_adds_from_two_processes_each_see_their_own_total(redis_se
     run(scenario())
 
 
+def test_redis_sends_one_batch_at_a_time_and_what_comes_meanwhile_goes_in_the_next(
+    redis_server,  # noqa: F811
+):
+    """While a batch is under way, reservations and settlements of the following event-loop
+    turns wait and then go together: one round trip for all of them, each answered its own."""
+    from modelway.stateredis import RedisStore
+
+    async def scenario():
+        store = RedisStore(redis_server.url, timeout_seconds=30, prefix=f"t{time.monotonic_ns()}:")
+        script, gate, sent = store._batch, asyncio.Event(), []
+
+        async def held(keys, args):  # the real script, the first call held until the gate opens
+            sent.append(args)
+            if len(sent) == 1:
+                await gate.wait()
+            return await script(keys=keys, args=args)
+
+        store._batch = held
+        first = asyncio.ensure_future(store.reserve_all([Ask("w", 1, 100, 60)]))
+        while not sent:
+            await asyncio.sleep(0)
+        later = []
+        for _ in range(10):  # one per event-loop turn
+            later.append(asyncio.ensure_future(store.reserve_all([Ask("w", 1, 100, 60)])))
+            await asyncio.sleep(0)
+        settled = asyncio.ensure_future(store.settle([Change("spent", 2.5)]))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert len(sent) == 1
+        gate.set()
+        found = [(await f)[0] for f in [first, *later]]
+        await settled
+        assert len(sent) == 2 and sent[1][1].startswith("1 ")  # 10 groups of one ask
+        assert sorted(r.used for r in found) == [float(n) for n in range(1, 12)]
+        assert float(await store._client.get(store.prefix + "spent")) == 2.5
+        await store.close()
+
+    run(scenario())
+
+
 def test_redis_down_is_a_quick_error_then_recovers(redis_server):  # noqa: F811
     settings = StateSettings(store="redis", url=redis_server.url, retry_seconds=0.2)
 
