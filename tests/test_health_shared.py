@@ -136,6 +136,28 @@ def test_a_failed_probe_elsewhere_doubles_the_cooldown_for_everyone():
     assert (view["state"], view["cooldown_seconds"], view["ejected_by"]) == ("ejected", 20, "two")
 
 
+def test_a_late_retry_after_lengthens_the_ejection_for_everyone():
+    one, two, clock, _ = pair()
+    for _ in range(2):
+        one.board.record("a", REFUSED)
+    run(one.sync, two.sync)
+    clock.advance(4)
+    # An answer to an attempt two sent before it adopted the ejection: a 429 asking for 40 s.
+    two.board.record("a", AttemptOutcome(False, 429, "http_429", True, 40.0))
+    assert two.board.changed == {"a"}
+    run(two.sync, one.sync)
+    for sync in (one, two):
+        view = sync.board.snapshot()["backends"]["a"]
+        assert (view["state"], view["seconds_left"], view["ejected_by"]) == ("ejected", 40, "two")
+    clock.advance(39)
+    assert not one.board.available("a")
+    clock.advance(1)
+    assert one.board.available("a")  # the probe, after the longer pause
+    one.board.record("a", OK)
+    run(one.sync, two.sync)  # the restoration deletes the lengthened record, for both
+    assert (one.board.state("a"), two.board.state("a")) == ("healthy", "healthy")
+
+
 def test_a_change_not_sent_yet_wins_over_what_is_read():
     one, two, _, _ = pair()
     for _ in range(2):

@@ -262,9 +262,16 @@ class HealthBoard:
         elif now >= health.ejected_until:
             self._eject(backend, health, now, f"probe failed: {health.last_error}")
         elif health.retry_until > health.ejected_until:
-            # An attempt sent before the ejection asks for a longer pause: honour it.
-            health.cooldown += health.retry_until - health.ejected_until
+            # An attempt sent before the ejection asks for a longer pause: honour it, as a new
+            # ejection record (another id), so that the other processes adopt the longer one.
+            longer = health.retry_until - health.ejected_until
+            health.cooldown += longer
             health.ejected_until = health.retry_until
+            health.ejection_id = f"{self.process}:{next(self._numbers)}"
+            health.ejected_by = self.process
+            self._changed(backend)
+            logger.warning("backend '%s' stays ejected %.1fs longer (respecting retry-after)",
+                           backend, longer)
 
     def _eject(self, backend: str, health: BackendHealth, now: float, reason: str) -> None:
         settings = self.settings
