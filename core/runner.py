@@ -123,6 +123,24 @@ def _host_regex(glob: str) -> str:
     return "^" + fnmatch.translate(glob).removeprefix("(?s:").removesuffix(")\\Z") + "(:\\d+)?$"
 
 
+def without_debug_checks() -> None:
+    """Run mitmproxy's messages as `python -O` would: without its debug-mode type check.
+
+    Unless Python runs with -O, mitmproxy checks the type of every field of every Request and
+    Response it builds (`MessageData.__post_init__`, defined under `if __debug__`): tens of
+    microseconds per message, two or more per call, on the path of every request and of the
+    first streamed event. The gateway keeps its own asserts and drops only that check; mypy
+    checks the types of what modelway builds."""
+    from mitmproxy.http import MessageData
+
+    if "__post_init__" in vars(MessageData):  # the dataclasses' __init__ still calls it
+        MessageData.__post_init__ = _unchecked  # type: ignore[method-assign]
+
+
+def _unchecked(self: object) -> None:
+    return None
+
+
 class _Announce:
     def __init__(self, on_ready: Ready | None) -> None:
         self._on_ready = on_ready
@@ -196,6 +214,7 @@ class GatewayServer:
             GatewayServer._running = False
 
     async def _run(self, on_ready: Ready | None, handle_signals: bool) -> None:
+        without_debug_checks()
         confdir = str(ca_directory(self.gateway))
         self.master = Master(options.Options(confdir=confdir), with_termlog=False)
         self.master.addons.add(*gateway_addons())
