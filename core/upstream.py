@@ -42,12 +42,17 @@ class UpstreamFailure(Exception):
 
 
 class AiohttpResponse:
-    """An aiohttp response behind the `UpstreamResponse` protocol."""
+    """An aiohttp response behind the `UpstreamResponse` protocol.
 
-    __slots__ = ("_response", "headers", "status")
+    A streamed body's idle limit (`idle`: the longest silence of the backend) is kept by
+    `_IdleWatch`, not by aiohttp, which re-arms a timer on every read of the socket: with
+    thousands of slow streams, one cancelled and one new timer per event."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    __slots__ = ("_idle", "_response", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse, idle: float | None = None) -> None:
         self._response = response
+        self._idle = idle
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
@@ -58,14 +63,67 @@ class AiohttpResponse:
             raise classify(exc) from exc
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
+        watch = _IdleWatch.take_over(self._response, self._idle)
         try:
+            if watch is None:
+                async for chunk in self._response.content.iter_any():
+                    yield chunk
+                return
             async for chunk in self._response.content.iter_any():
+                watch.since = None  # the chunk is ours: the time it takes is not silence
                 yield chunk
+                watch.since = watch.loop.time()
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise classify(exc) from exc
+        finally:
+            if watch is not None:
+                watch.stop()
 
     def release(self) -> None:
         self._response.release()
+
+
+class _IdleWatch:
+    """The idle limit of one streamed body, with one timer per `idle` seconds (not one per
+    read): when it fires, a body that got data since is given the rest of its time again;
+    one silent for `idle` seconds while it was waited for fails as aiohttp's own limit would
+    (a socket timeout, the connection not reused). Time the reader spends on a chunk (a slow
+    client holding it) is not silence, as aiohttp stops its limit while reading is paused."""
+
+    __slots__ = ("handle", "idle", "loop", "response", "since")
+
+    def __init__(self, response: aiohttp.ClientResponse, idle: float) -> None:
+        self.response = response
+        self.idle = idle
+        self.loop = asyncio.get_running_loop()
+        self.since: float | None = self.loop.time()
+        """When the reader began to wait for the next chunk (None: it holds one)."""
+        self.handle = self.loop.call_at(self.since + idle, self._check)
+
+    @classmethod
+    def take_over(cls, response: aiohttp.ClientResponse, idle: float | None) -> _IdleWatch | None:
+        """A watch in place of aiohttp's limit on this response's connection, or None (no
+        limit, or no connection to take it from: aiohttp keeps its own)."""
+        protocol = response.connection.protocol if response.connection is not None else None
+        if not idle or protocol is None or not hasattr(protocol, "read_timeout"):
+            return None
+        protocol.read_timeout = None  # its next read cancels the armed timer, arms none
+        return cls(response, idle)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        since = self.since
+        if since is not None and now - since >= self.idle:
+            error = aiohttp.SocketTimeoutError("Timeout on reading data from socket")
+            connection = self.response.connection
+            if connection is not None and connection.protocol is not None:
+                connection.protocol.set_exception(error)
+            self.response.content.set_exception(error)
+            return
+        self.handle = self.loop.call_at((since or now) + self.idle, self._check)
+
+    def stop(self) -> None:
+        self.handle.cancel()
 
 
 class HttpTransport:
@@ -116,7 +174,7 @@ class HttpTransport:
             )
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise classify(exc) from exc
-        return AiohttpResponse(response)
+        return AiohttpResponse(response, timeout.sock_read if stream else None)
 
 
 def _limit(given: float | None, default: float | None) -> float | None:
