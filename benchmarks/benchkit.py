@@ -182,10 +182,13 @@ def load_main(
     benchmark: Callable[[argparse.Namespace, Any], dict[str, Any]],
     render: Callable[[dict[str, Any]], str],
     argv: list[str] | None = None,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> int:
     """The command line the wrk-driven throughput benchmarks share: run, then print the
-    report (rendered, or as JSON with --json)."""
+    report (rendered, or as JSON with --json). `options` adds a benchmark's own."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    if options is not None:
+        options(parser)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)

@@ -8,7 +8,10 @@ same gateway without them: with the in-process store, and with Redis (a redis-se
 script starts on a unix socket). Goal: at least 0.85 of the throughput.
 (b) `--workers 2` against one worker (both with Redis state, no governance). Goal: 1.7x.
 
-The upstream is load.py's fixed-answer server; the load generator is `wrk` when installed
+Every round starts a new process per target (`--same-processes` keeps one for the run): two
+processes of the same gateway differ by up to about 8% in throughput on this machine (hash
+seeds, memory layout), which one process per target would carry into every ratio. The
+upstream is load.py's fixed-answer server; the load generator is `wrk` when installed
 (C, light on the shared cores), else load.py's aiohttp client. Targets are measured in
 alternating order over the rounds; results are pooled. It asserts nothing.
 """
@@ -73,6 +76,28 @@ def _config(upstream: int, governance: bool, redis: str | None) -> str:
     )
 
 
+def _start(target: Target, config: Path, workers: int, workdir: Path,
+           servers: list[Server]) -> None:
+    """A new gateway process for `target`, answering, warmed up."""
+    port = _free_port()
+    server = Server(target.key, [_executable("modelway"), "run", "-c", str(config), "--host",
+                                 HOST, "--port", str(port), "--workers", str(workers)],
+                    workdir / f"{target.key}.log", port)
+    server.start()
+    servers.append(server)
+    target.port, target.proxy = port, server
+    server.wait_ready(60)
+    time.sleep(0.5 if workers == 1 else 3.0)
+    _check_answers(target.label, port)
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--same-processes", dest="fresh", action="store_false",
+        help="one process per target for the whole run (default: a new one every round)",
+    )  # fmt: skip
+
+
 def _measure_one(target: Target, upstream: Server, args: argparse.Namespace,
                  workdir: Path) -> None:
     if shutil.which("wrk"):
@@ -92,6 +117,7 @@ def _rps(phase: Phase) -> float:
 def benchmark(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="modelway-governance-"))
     servers: list[Server] = []
+    starts: dict[str, tuple[Path, int]] = {}
     try:
         redis_sock = workdir / "redis.sock"
         redis = Server("redis", ["redis-server", "--port", "0", "--unixsocket", str(redis_sock),
@@ -117,27 +143,23 @@ def benchmark(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             "two_workers": (False, url, 2),
         }
         targets = []
-        modelway = _executable("modelway")
         for key, (governance, state, workers) in variants.items():
             config = workdir / f"{key}.yaml"
             config.write_text(_config(upstream.port, governance, state))
-            port = _free_port()
-            server = Server(key, [modelway, "run", "-c", str(config), "--host", HOST,
-                                  "--port", str(port), "--workers", str(workers)],
-                            workdir / f"{key}.log", port)
-            server.start()
-            servers.append(server)
-            targets.append(Target(key, key, port, server))
-        for target in targets:
-            assert target.proxy is not None
-            target.proxy.wait_ready(60)
-            time.sleep(0.5 if target.key != "two_workers" else 3.0)
-            _check_answers(target.label, target.port)
+            targets.append(Target(key, key, 0, None))
+            starts[key] = (config, workers)
+        if not args.fresh:
+            for target in targets:
+                _start(target, *starts[target.key], workdir, servers)
         for round_no in range(args.rounds):
             for target in targets if round_no % 2 == 0 else targets[::-1]:
                 print(f"round {round_no + 1}/{args.rounds}: {target.label}", file=log, flush=True)
+                if args.fresh:
+                    _start(target, *starts[target.key], workdir, servers)
                 _measure_one(target, upstream, args, workdir)
-        return _report(targets)
+                if args.fresh and target.proxy is not None:
+                    target.proxy.stop()
+        return _report(targets) | {"fresh_processes": bool(args.fresh)}
     finally:
         for server in reversed(servers):
             server.stop()
@@ -165,8 +187,9 @@ def _report(targets: list[Target]) -> dict[str, Any]:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"load generator: {report['load_generator']}", "", f"{'target':<20} {'req/s':>9}"
-             "  rounds"]
+    fresh = ", a new process per target every round" if report.get("fresh_processes") else ""
+    lines = [f"load generator: {report['load_generator']}{fresh}", "",
+             f"{'target':<20} {'req/s':>9}  rounds"]
     for key, value in report["rps"].items():
         lines.append(f"{key:<20} {value:>9.1f}  {report['round_rps'][key]}"
                      + (f"  ({report['errors'][key]} errors)" if report["errors"][key] else ""))
@@ -186,7 +209,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return load_main(__doc__ or "", benchmark, render, argv)
+    return load_main(__doc__ or "", benchmark, render, argv, _options)
 
 
 if __name__ == "__main__":
