@@ -26,6 +26,7 @@ from mitmproxy.addons import (
     proxyserver,
     tlsconfig,
 )
+from mitmproxy.http import MessageData
 from mitmproxy.master import Master
 
 from modelway import logflood
@@ -123,6 +124,10 @@ def _host_regex(glob: str) -> str:
     return "^" + fnmatch.translate(glob).removeprefix("(?s:").removesuffix(")\\Z") + "(:\\d+)?$"
 
 
+MITMPROXY_DEBUG_CHECK = vars(MessageData).get("__post_init__")
+"""mitmproxy's own check (None under `python -O`), as it was before the gateway replaced it."""
+
+
 def without_debug_checks() -> None:
     """Run mitmproxy's messages as `python -O` would: without its debug-mode type check.
 
@@ -131,9 +136,7 @@ def without_debug_checks() -> None:
     microseconds per message, two or more per call, on the path of every request and of the
     first streamed event. The gateway keeps its own asserts and drops only that check; mypy
     checks the types of what modelway builds."""
-    from mitmproxy.http import MessageData
-
-    if "__post_init__" in vars(MessageData):  # the dataclasses' __init__ still calls it
+    if MITMPROXY_DEBUG_CHECK is not None:  # the dataclasses' __init__ still calls it
         MessageData.__post_init__ = _unchecked  # type: ignore[method-assign]
 
 
