@@ -65,14 +65,12 @@ class AiohttpResponse:
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         watch = _IdleWatch.take_over(self._response, self._idle)
         try:
-            if watch is None:
-                async for chunk in self._response.content.iter_any():
-                    yield chunk
-                return
             async for chunk in self._response.content.iter_any():
-                watch.since = None  # the chunk is ours: the time it takes is not silence
+                if watch is not None:  # the chunk is ours: the time it takes is not silence
+                    watch.since = None
                 yield chunk
-                watch.since = watch.loop.time()
+                if watch is not None:
+                    watch.since = watch.loop.time()
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise classify(exc) from exc
         finally:
@@ -120,7 +118,7 @@ class _IdleWatch:
                 connection.protocol.set_exception(error)
             self.response.content.set_exception(error)
             return
-        self.handle = self.loop.call_at((since or now) + self.idle, self._check)
+        self.handle = self.loop.call_at((now if since is None else since) + self.idle, self._check)
 
     def stop(self) -> None:
         self.handle.cancel()

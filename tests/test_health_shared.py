@@ -86,6 +86,12 @@ def pair() -> tuple[HealthSync, HealthSync, FakeClock, FlakyStore]:
     return (*boards(inner, ["a", "b"]), inner)
 
 
+def eject_a(sync: HealthSync) -> None:
+    """Failures enough (`failures_to_eject`: 2) for `sync`'s board to eject backend a."""
+    for _ in range(2):
+        sync.board.record("a", REFUSED)
+
+
 def run(*calls: Callable[[], Any]) -> None:
     async def go() -> None:
         for call in calls:
@@ -96,8 +102,7 @@ def run(*calls: Callable[[], Any]) -> None:
 
 def test_an_ejection_is_adopted_with_the_time_left_and_its_origin():
     one, two, clock, _ = pair()
-    for _ in range(2):
-        one.board.record("a", REFUSED)
+    eject_a(one)
     clock.advance(4)
     run(one.sync, two.sync)
     view = two.board.snapshot()["backends"]["a"]
@@ -112,8 +117,7 @@ def test_an_ejection_is_adopted_with_the_time_left_and_its_origin():
 
 def test_an_adopted_ejection_goes_half_open_and_a_good_probe_restores_everywhere():
     one, two, clock, _ = pair()
-    for _ in range(2):
-        one.board.record("a", REFUSED)
+    eject_a(one)
     run(one.sync, two.sync)
     clock.advance(10)
     assert two.board.available("a")  # the probe slot, once
@@ -125,8 +129,7 @@ def test_an_adopted_ejection_goes_half_open_and_a_good_probe_restores_everywhere
 
 def test_a_failed_probe_elsewhere_doubles_the_cooldown_for_everyone():
     one, two, clock, _ = pair()
-    for _ in range(2):
-        one.board.record("a", REFUSED)
+    eject_a(one)
     run(one.sync, two.sync)
     clock.advance(10)
     assert two.board.available("a")
@@ -138,8 +141,7 @@ def test_a_failed_probe_elsewhere_doubles_the_cooldown_for_everyone():
 
 def test_a_late_retry_after_lengthens_the_ejection_for_everyone():
     one, two, clock, _ = pair()
-    for _ in range(2):
-        one.board.record("a", REFUSED)
+    eject_a(one)
     run(one.sync, two.sync)
     clock.advance(4)
     # An answer to an attempt two sent before it adopted the ejection: a 429 asking for 40 s.
@@ -160,8 +162,7 @@ def test_a_late_retry_after_lengthens_the_ejection_for_everyone():
 
 def test_a_change_not_sent_yet_wins_over_what_is_read():
     one, two, _, _ = pair()
-    for _ in range(2):
-        one.board.record("a", REFUSED)
+    eject_a(one)
     run(one.sync)
     two.board.record("a", OK)  # nothing to restore locally: nothing changed, nothing sent
     run(two.sync)
@@ -176,8 +177,7 @@ def test_a_change_not_sent_yet_wins_over_what_is_read():
 def test_store_down_the_board_serves_alone_and_shares_its_decision_later():
     one, two, _, inner = pair()
     inner.down = True
-    for _ in range(2):
-        one.board.record("a", REFUSED)
+    eject_a(one)
     with pytest.raises(StateUnavailable):
         run(one.sync)
     assert one.board.state("a") == "ejected" and one.board.changed == {"a"}

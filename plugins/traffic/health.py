@@ -267,11 +267,15 @@ class HealthBoard:
             longer = health.retry_until - health.ejected_until
             health.cooldown += longer
             health.ejected_until = health.retry_until
-            health.ejection_id = f"{self.process}:{next(self._numbers)}"
-            health.ejected_by = self.process
-            self._changed(backend)
+            self._decided(backend, health)
             logger.warning("backend '%s' stays ejected %.1fs longer (respecting retry-after)",
                            backend, longer)
+
+    def _decided(self, backend: str, health: BackendHealth) -> None:
+        """An ejection this process decided (or lengthened): a new record, to be shared."""
+        health.ejection_id = f"{self.process}:{next(self._numbers)}"
+        health.ejected_by = self.process
+        self._changed(backend)
 
     def _eject(self, backend: str, health: BackendHealth, now: float, reason: str) -> None:
         settings = self.settings
@@ -284,9 +288,7 @@ class HealthBoard:
         health.reason = reason
         health.probe_started = None
         health.failures = 0
-        health.ejection_id = f"{self.process}:{next(self._numbers)}"
-        health.ejected_by = self.process
-        self._changed(backend)
+        self._decided(backend, health)
         respected = " (respecting retry-after)" if until == health.retry_until else ""
         logger.warning(
             "backend '%s' ejected for %.1fs%s: %s", backend, health.cooldown, respected, reason
