@@ -38,7 +38,7 @@ def make_store(request, tmp_path) -> Iterator[Callable[[], StateStore]]:
         server = request.getfixturevalue("redis_server")
         from modelway.stateredis import RedisStore
 
-        yield lambda: RedisStore(server.url, prefix=f"t{time.monotonic_ns()}:")
+        yield lambda: RedisStore(server.url, timeout_seconds=10, prefix=f"t{time.monotonic_ns()}:")
 
 
 def two_boards(inner: StateStore) -> tuple[HealthSync, HealthSync, FakeClock]:

@@ -25,7 +25,9 @@ def store(request, tmp_path):
         server = request.getfixturevalue("redis_server")
         from modelway.stateredis import RedisStore
 
-        yield RedisStore(server.url, prefix=f"t{time.monotonic_ns()}:")
+        # A long timeout: these tests are about what the store does, not how fast (a busy
+        # runner can take longer than the default 0.25 s to open the first connections).
+        yield RedisStore(server.url, timeout_seconds=10, prefix=f"t{time.monotonic_ns()}:")
 
 
 def run(coroutine):
@@ -179,7 +181,8 @@ def test_redis_counter_adds_from_two_processes_each_see_their_own_total(redis_se
 
     async def scenario():
         prefix = f"t{time.monotonic_ns()}:"
-        one, two = (RedisStore(redis_server.url, prefix=prefix) for _ in range(2))
+        one, two = (RedisStore(redis_server.url, timeout_seconds=10, prefix=prefix)
+                    for _ in range(2))  # 100 calls open their connections at once
         totals = await asyncio.gather(
             *(store.add("spend:n", 1, ttl_seconds=60) for _ in range(50) for store in (one, two))
         )
